@@ -1,0 +1,40 @@
+# Set-up is done here, nothing by hand: `make demo` and `make test` create .venv when missing.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# A CPU build of torch unless a CUDA device is present. On these CPU-only machines
+# `pip install torch==2.13.0` takes a small CPU wheel from local disk; a plain `torch` would
+# resolve to a multi-GB CUDA build. Override with `make TORCH_SPEC='torch==2.x' ...`.
+HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+ifeq ($(HAS_CUDA),1)
+TORCH_SPEC ?= torch>=2.4
+else
+TORCH_SPEC ?= torch==2.13.0
+endif
+STAMP := $(VENV)/.lmforge-installed
+
+.PHONY: install test test-slow demo bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -ra -m slow $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/lmforge train examples/tiny/sft.yaml
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,70 @@
+"""``lmforge`` command line. Commands live in ``lmforge/commands/<name>.py``; each module defines
+``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` and imports only the standard library at
+module level, so ``lmforge --help`` stays instant. Heavy imports happen inside ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from lmforge import __version__
+
+
+def _command_modules() -> dict[str, object]:
+    import lmforge.commands as pkg
+
+    mods = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"lmforge.commands.{info.name}")
+        mods[getattr(mod, "NAME", info.name.replace("_", "-"))] = mod
+    return dict(sorted(mods.items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lmforge", description="Fine-tune causal language models from one config file.")
+    parser.add_argument("--version", action="version", version=f"lmforge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, mod in _command_modules().items():
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lmforge.commands._runargs import extract_overrides
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, overrides = extract_overrides(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.overrides = overrides
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    from lmforge.errors import LmforgeError
+
+    try:
+        return int(args._run(args) or 0)
+    except LmforgeError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

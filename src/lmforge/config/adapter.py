@@ -1,0 +1,43 @@
+"""``adapter:`` — the training method: full fine-tuning, freezing, or a peft adapter."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lmforge.config.base import Section
+
+AdapterType = Literal["full", "lora", "qlora", "adalora", "prompt_tuning", "p_tuning",
+                      "prefix_tuning", "freeze"]
+
+
+class AdapterConfig(Section):
+    type: AdapterType = Field("lora", description="training method")
+    path: str | None = Field(None, description="continue training from this saved adapter")
+    r: int = Field(8, ge=1, description="LoRA rank (AdaLoRA: initial rank)")
+    alpha: float = Field(16, gt=0, description="LoRA scaling alpha")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
+    target_modules: str | list[str] = Field("all-linear", description="modules that get LoRA: "
+                                            "'all-linear' or a list of names like [q_proj, v_proj]")
+    modules_to_save: list[str] = Field(default_factory=list,
+                                       description="modules trained fully and saved with the adapter")
+    use_dora: bool = Field(False, description="weight-decomposed LoRA (DoRA)")
+    use_rslora: bool = Field(False, description="rank-stabilised LoRA scaling alpha/sqrt(r)")
+    bits: Literal[4, 8] = Field(4, description="QLoRA: quantize the base to 4 or 8 bits")
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="QLoRA 4-bit data type")
+    double_quant: bool = Field(True, description="QLoRA: quantize the quantization constants")
+    target_r: int = Field(4, ge=1, description="AdaLoRA: average target rank")
+    tinit: int = Field(0, ge=0, description="AdaLoRA: warm-up steps before rank pruning")
+    tfinal: int = Field(0, ge=0, description="AdaLoRA: final steps at the target rank")
+    delta_t: int = Field(1, ge=1, description="AdaLoRA: steps between rank updates")
+    num_virtual_tokens: int = Field(20, ge=1, description="prompt/prefix/P-tuning: virtual tokens")
+    prompt_init_text: str | None = Field(None, description="prompt tuning: initialise from text")
+    encoder_hidden_size: int = Field(128, ge=1, description="P-tuning: prompt encoder width")
+    trainable_layers: int = Field(2, ge=1, description="freeze: train only the last N layers")
+    trainable_modules: list[str] = Field(default_factory=list, description="freeze: also train "
+                                         "parameters whose name contains one of these")
+
+    @property
+    def is_peft(self) -> bool:
+        return self.type not in ("full", "freeze")

@@ -1,0 +1,124 @@
+"""Load a run: YAML files (one run file, or a data file + a model file), overrides, validation.
+
+Order: the run file (if any) is the base; the data file and the model file are merged onto it and
+may not set the same key (that would be ambiguous: it is reported). ``--D.a.b=v`` edits the data
+file's keys before merging, ``--M.a.b=v`` the model file's, ``a.b=v`` the merged result. Values are
+YAML scalars, so ``1e-4``, ``true`` and ``[q_proj, v_proj]`` work.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from lmforge.config.report import format_errors
+from lmforge.config.run import RunConfig
+from lmforge.errors import ConfigError
+
+
+def read_yaml(path: str | os.PathLike, role: str = "config") -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{role} file {p}: not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of keys (got {type(data).__name__})")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (['a','b','c'], parsed YAML scalar)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().lstrip("-")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}': expected key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from exc
+    return key.split("."), value
+
+
+def set_path(tree: dict, parts: list[str], value: Any, origin: str) -> None:
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            path = ".".join(parts[: i + 1])
+            raise ConfigError(f"{path}: cannot set '{'.'.join(parts)}' from {origin}, "
+                              f"'{path}' is a {type(child).__name__}, not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def merge(base: dict, top: dict, conflicts: list[str] | None = None, prefix: str = "") -> dict:
+    """Deep-merge ``top`` onto ``base``; record keys both define with different values."""
+    out = dict(base)
+    for key, value in top.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value, conflicts, path)
+        else:
+            if conflicts is not None and key in out and out[key] != value:
+                conflicts.append(path)
+            out[key] = value
+    return out
+
+
+def compose(config: str | None = None, data: str | None = None, model: str | None = None,
+            overrides: list[str] = (), data_overrides: list[str] = (),
+            model_overrides: list[str] = ()) -> dict[str, Any]:
+    """Build the merged raw dict (before validation)."""
+    if not (config or data or model):
+        raise ConfigError("no configuration given: pass a run file, or --data and --model files")
+    if data_overrides and not data:
+        raise ConfigError("--D. overrides need a data config file (--data FILE)")
+    if model_overrides and not model:
+        raise ConfigError("--M. overrides need a model config file (--model FILE)")
+    base = read_yaml(config, "run config") if config else {}
+    data_tree = read_yaml(data, "data config") if data else {}
+    model_tree = read_yaml(model, "model config") if model else {}
+    for text in data_overrides:
+        set_path(data_tree, *parse_override(text), origin="--D.")
+    for text in model_overrides:
+        set_path(model_tree, *parse_override(text), origin="--M.")
+    conflicts: list[str] = []
+    files = merge(data_tree, model_tree, conflicts)
+    if conflicts:
+        raise ConfigError([f"{c}: set in both the data config ({data}) and the model config "
+                           f"({model}); keep it in one of them" for c in conflicts])
+    merged = merge(base, files)
+    for text in overrides:
+        set_path(merged, *parse_override(text), origin="an override")
+    return merged
+
+
+def validate(tree: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, RunConfig)) from None
+
+
+def load(config: str | None = None, data: str | None = None, model: str | None = None,
+         overrides: list[str] = (), data_overrides: list[str] = (),
+         model_overrides: list[str] = ()) -> RunConfig:
+    return validate(compose(config, data, model, overrides, data_overrides, model_overrides))
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    tree = cfg.model_dump(mode="json", exclude_none=False)
+    return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,42 @@
+"""``train:`` — optimisation, checkpointing and logging."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from lmforge.config.base import Section
+
+
+class TrainConfig(Section):
+    output_dir: str = Field("runs/latest", description="where checkpoints, the final model, "
+                            "metrics and logs go")
+    epochs: float = Field(1.0, gt=0, description="passes over the training data")
+    max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: use epochs)")
+    learning_rate: float = Field(1e-4, gt=0, description="peak learning rate")
+    lr_scheduler: str = Field("cosine", description="transformers scheduler name")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps for warm-up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping (0: off)")
+    optimizer: str = Field("adamw_torch", description="transformers optimizer name")
+    batch_size: int = Field(4, ge=1, description="examples per device per step")
+    eval_batch_size: int | None = Field(None, ge=1, description="default: batch_size")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    seed: int = Field(42, description="seed for initialisation, dropout and data order")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="mixed precision; 'auto' = fp32 on CPU, bf16 on a GPU that has it")
+    save_steps: int = Field(500, ge=1, description="save a checkpoint every N steps")
+    save_total_limit: int | None = Field(None, ge=1, description="keep at most N checkpoints")
+    eval_steps: int | None = Field(None, ge=1, description="evaluate every N steps (default: "
+                                   "save_steps, when there is eval data)")
+    logging_steps: int = Field(10, ge=1, description="log every N steps")
+    resume: str | None = Field(None, description="'auto' (newest complete checkpoint in "
+                               "output_dir) or a checkpoint path")
+    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"],
+                                 description="trackers: tensorboard, wandb, mlflow, or none")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch")
+    dataloader_workers: int = Field(0, ge=0, description="data loader worker processes")
+    use_cpu: bool = Field(False, description="train on the CPU even when a GPU is present")
+    extra: dict[str, Any] = Field(default_factory=dict, description="extra keys forwarded to the "
+                                  "transformers/trl arguments class (checked by lmforge validate)")

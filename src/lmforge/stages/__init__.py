@@ -1,0 +1,20 @@
+"""Stage registry: ``run(cfg)`` looks the stage up in a table, no if/elif ladders."""
+
+from __future__ import annotations
+
+import importlib
+
+from lmforge.config.run import RunConfig
+from lmforge.errors import ConfigError
+
+STAGES: dict[str, str] = {
+    "sft": "lmforge.stages.sft",
+}
+
+
+def run(cfg: RunConfig):
+    module = STAGES.get(cfg.stage)
+    if module is None:
+        raise ConfigError(f"stage: '{cfg.stage}' is not implemented yet (available: "
+                          f"{', '.join(sorted(STAGES))})")
+    return importlib.import_module(module).run(cfg)

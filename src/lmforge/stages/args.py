@@ -1,0 +1,86 @@
+"""The one place where transformers/trl argument objects are built from a RunConfig."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmforge.config.run import RunConfig
+from lmforge.errors import ConfigError
+
+
+def has_cuda(cfg: RunConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and not cfg.train.use_cpu
+
+
+def precision_flags(cfg: RunConfig) -> dict[str, bool]:
+    p = cfg.train.precision
+    if p == "auto":
+        if not has_cuda(cfg):
+            return {"bf16": False, "fp16": False}
+        import torch
+
+        return {"bf16": torch.cuda.is_bf16_supported(), "fp16": not torch.cuda.is_bf16_supported()}
+    if p in ("bf16", "fp16") and not has_cuda(cfg):
+        raise ConfigError(f"train.precision: '{p}' needs a GPU; use fp32 or auto on the CPU")
+    return {"bf16": p == "bf16", "fp16": p == "fp16"}
+
+
+def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
+    t = cfg.train
+    eval_steps = t.eval_steps or t.save_steps
+    report = [r for r in t.report_to if r != "none"] or "none"
+    kwargs: dict[str, Any] = dict(
+        output_dir=t.output_dir, num_train_epochs=t.epochs, max_steps=t.max_steps,
+        learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float < 1 is a fraction in transformers 5
+        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+        optim=t.optimizer, per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
+        gradient_accumulation_steps=t.grad_accum, seed=t.seed, data_seed=t.seed,
+        save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit,
+        eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps if has_eval else None,
+        logging_steps=t.logging_steps, logging_first_step=True, report_to=report,
+        dataloader_num_workers=t.dataloader_workers,
+        use_cpu=not has_cuda(cfg), remove_unused_columns=False,
+        save_safetensors=True if _accepts("save_safetensors") else None,
+        disable_tqdm=False,
+        **precision_flags(cfg),
+    )
+    kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "eval_steps"}
+    kwargs.update(t.extra)
+    return kwargs
+
+
+def _accepts(name: str) -> bool:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return name in {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+def build_arguments(cfg: RunConfig, has_eval: bool, cls=None):
+    """Instantiate the arguments class (TrainingArguments by default); a bad train.extra key fails
+    here, before any model is loaded."""
+    import dataclasses
+
+    if cls is None:
+        from transformers import TrainingArguments as cls
+    kwargs = common_kwargs(cfg, has_eval)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in kwargs if k not in known]
+    if unknown:
+        import difflib
+
+        problems = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.append(f"train.extra.{k}: not an argument of {cls.__name__}{hint}")
+        raise ConfigError(problems)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"train: {cls.__name__} rejected the settings: {exc}") from None

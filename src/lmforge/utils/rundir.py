@@ -1,0 +1,54 @@
+"""Run-directory bookkeeping: the resolved config, library versions, metrics."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from lmforge.config.loader import to_yaml
+from lmforge.config.run import RunConfig
+
+LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "tokenizers",
+             "bitsandbytes", "deepspeed")
+
+
+def versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("lmforge",) + LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[3]
+    try:
+        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def write_run_files(cfg: RunConfig, out_dir: str | Path | None = None) -> Path:
+    out = Path(out_dir or cfg.train.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lmforge_config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    env = {"versions": versions(), "git_commit": git_commit(), "argv": sys.argv,
+           "platform": platform.platform()}
+    (out / "env.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
+    return out
+
+
+def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
+    path = Path(out_dir) / "metrics.json"
+    clean = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}
+    path.write_text(json.dumps(clean, indent=2, sort_keys=True), encoding="utf-8")
+    return path
