@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
 from lmforge.config.run import RunConfig
 from lmforge.data.encode import IGNORE, encode_conversation
@@ -64,8 +66,18 @@ def encode_all(cfg: RunConfig, examples: list, tokenizer, template: str):
     return datasets.Dataset.from_dict(rows)
 
 
-def build(cfg: RunConfig, tokenizer, template: str):
-    """(train_dataset, eval_dataset or None)."""
+@dataclass
+class BuiltData:
+    """What a stage gets from the pipeline."""
+
+    train: Any  # datasets.Dataset with input_ids, labels
+    eval: Any | None  # same columns, or None when there is no eval data
+    eval_examples: list | None  # canonical eval examples (for generation-based metrics)
+    stats: dict = field(default_factory=dict)  # pre-flight statistics
+
+
+def build(cfg: RunConfig, tokenizer, template: str) -> BuiltData:
+    """Read, convert, encode the configured train/eval data."""
     if cfg.data.train is None:
         raise ConfigError("data.train: required key is missing")
     train = load_examples(cfg, cfg.data.train)
@@ -85,4 +97,4 @@ def build(cfg: RunConfig, tokenizer, template: str):
         evals = load_examples(cfg, cfg.data.eval)
     train_ds = encode_all(cfg, train, tokenizer, template)
     eval_ds = encode_all(cfg, evals, tokenizer, template) if evals else None
-    return train_ds, eval_ds
+    return BuiltData(train_ds, eval_ds, evals)

@@ -49,7 +49,7 @@ def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
         **precision_flags(cfg),
     )
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "eval_steps"}
-    kwargs.update(t.extra)
+    kwargs["__extra__"] = dict(t.extra)
     return kwargs
 
 
@@ -61,14 +61,19 @@ def _accepts(name: str) -> bool:
     return name in {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
-def build_arguments(cfg: RunConfig, has_eval: bool, cls=None):
-    """Instantiate the arguments class (TrainingArguments by default); a bad train.extra key fails
-    here, before any model is loaded."""
+def build_arguments(cfg: RunConfig, has_eval: bool, cls=None,
+                    method_kwargs: dict[str, Any] | None = None):
+    """Instantiate the arguments class (TrainingArguments by default, or a trl config class such as
+    DPOConfig with the stage's ``method_kwargs``); a bad train.extra key fails here, before any
+    model is loaded. ``train.extra`` wins over everything else."""
     import dataclasses
 
     if cls is None:
         from transformers import TrainingArguments as cls
     kwargs = common_kwargs(cfg, has_eval)
+    extra = kwargs.pop("__extra__")
+    kwargs.update(method_kwargs or {})
+    kwargs.update(extra)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = [k for k in kwargs if k not in known]
     if unknown:

@@ -21,7 +21,7 @@ def setup_torch(cfg: RunConfig) -> None:
     import torch
 
     # TensorBoard events go to <output_dir>/logs (transformers 5 reads this variable)
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(cfg.train.output_dir) / "logs"))
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(cfg.train.output_dir) / "logs")
     from transformers import set_seed
 
     if cfg.train.num_threads:

@@ -28,7 +28,8 @@ def run(cfg: RunConfig) -> RunResult:
     common.setup_torch(cfg)
     tokenizer = load_tokenizer(cfg.model)
     template = resolve_template(cfg.model.template, tokenizer)
-    train_ds, eval_ds = pipeline.build(cfg, tokenizer, template)
+    data = pipeline.build(cfg, tokenizer, template)
+    train_ds, eval_ds = data.train, data.eval
     args = build_arguments(cfg, has_eval=eval_ds is not None)
     model = attach(load_model(cfg.model, tokenizer), cfg.adapter)
     counts = common.log_parameters(model)
