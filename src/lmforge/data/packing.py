@@ -1,0 +1,117 @@
+"""Packing: best-fit-decreasing of encoded examples into blocks of ``data.max_length`` tokens.
+
+A block is one training row holding several whole examples. Isolation between them comes from
+``position_ids`` that restart at 0 for every example, read by transformers (5.x):
+
+- sdpa / eager: ``masking_utils.find_packed_sequence_indices`` turns position ids into a
+  block-diagonal causal mask, but ONLY when the 2D ``attention_mask`` is None and there is no KV
+  cache. A model with ``config.use_cache=True`` creates a DynamicCache in its forward, so the check
+  is skipped and a plain causal mask lets examples attend to each other. The packed collator
+  therefore emits no ``attention_mask``, and the stages train with ``use_cache`` off.
+- flash-attention: varlen kernels; the collator can pass ``cu_seq_lens_*``/``max_length_*``
+  explicitly (transformers only infers them from position ids when the batch has one row).
+
+The first token of every example gets label -100: a causal LM predicts ``labels[i+1]`` from
+position ``i``, and the first token of example k+1 must not be predicted from the last token of
+example k (an unpacked example never predicts its first token either).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass, field
+
+IGNORE = -100
+
+log = logging.getLogger(__name__)
+
+
+def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Group item indices into bins of at most ``capacity``: longest items first, each into the
+    fullest bin that still has room (ties keep the input order, so the result is deterministic)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    bins: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # sorted (remaining capacity, bin index)
+    for i in order:
+        n = lengths[i]
+        if n > capacity:
+            raise ValueError(f"item {i} has length {n} > block capacity {capacity}")
+        at = bisect.bisect_left(free, (n, -1))
+        if at < len(free):
+            room, b = free.pop(at)
+        else:
+            room, b = capacity, len(bins)
+            bins.append([])
+        bins[b].append(i)
+        if room - n > 0:
+            bisect.insort(free, (room - n, b))
+    return bins
+
+
+def split_long(ids: list[int], labels: list[int], max_length: int) -> list[tuple[list, list]]:
+    """Cut a sequence longer than a block into block-sized pieces (pretraining documents)."""
+    return [(ids[s:s + max_length], labels[s:s + max_length])
+            for s in range(0, len(ids), max_length)]
+
+
+@dataclass
+class PackStats:
+    examples: int = 0
+    blocks: int = 0
+    tokens: int = 0
+    split: int = 0  # over-long sequences cut into pieces
+    fill: float = 0.0  # tokens / (blocks * max_length)
+    extra: dict = field(default_factory=dict)
+
+
+def pack_rows(input_ids: list[list[int]], labels: list[list[int]], max_length: int
+              ) -> tuple[dict[str, list], PackStats]:
+    """Pack encoded examples into rows with ``input_ids``, ``labels``, ``position_ids``."""
+    pieces: list[tuple[list, list]] = []
+    stats = PackStats(examples=len(input_ids))
+    for ids, lab in zip(input_ids, labels):
+        if not ids:
+            continue
+        if len(ids) > max_length:
+            stats.split += 1
+            pieces.extend(split_long(list(ids), list(lab), max_length))
+        else:
+            pieces.append((list(ids), list(lab)))
+    bins = best_fit_decreasing([len(p[0]) for p in pieces], max_length)
+    rows: dict[str, list] = {"input_ids": [], "labels": [], "position_ids": []}
+    for members in bins:
+        row_ids, row_labels, row_pos = [], [], []
+        for i in sorted(members):  # within a block keep the data order
+            ids, lab = pieces[i]
+            row_ids += ids
+            row_labels += [IGNORE] + lab[1:]
+            row_pos += list(range(len(ids)))
+        rows["input_ids"].append(row_ids)
+        rows["labels"].append(row_labels)
+        rows["position_ids"].append(row_pos)
+    stats.blocks = len(bins)
+    stats.tokens = sum(len(p[0]) for p in pieces)
+    stats.fill = stats.tokens / max(1, stats.blocks * max_length)
+    return rows, stats
+
+
+def pack_dataset(ds, max_length: int, name: str = "train"):
+    """A ``datasets.Dataset`` with input_ids/labels -> the packed Dataset (plus position_ids)."""
+    import datasets
+
+    rows, stats = pack_rows(ds["input_ids"], ds["labels"], max_length)
+    log.info("packing %s: %d examples -> %d blocks of <= %d tokens (%.1f%% full%s)", name,
+             stats.examples, stats.blocks, max_length, 100 * stats.fill,
+             f", {stats.split} long sequences split" if stats.split else "")
+    return datasets.Dataset.from_dict(rows), stats
+
+
+def segment_lengths(position_ids: list[int]) -> list[int]:
+    """Lengths of the examples in one packed row (a new one starts wherever position is 0)."""
+    lengths: list[int] = []
+    for p in position_ids:
+        if p == 0 or not lengths:
+            lengths.append(0)
+        lengths[-1] += 1
+    return lengths
