@@ -27,7 +27,8 @@ def check_files(cfg) -> list[str]:
             path = item if isinstance(item, str) else item.path
             if not Path(path).exists():
                 problems.append(f"data.{key}: file '{path}' not found")
-    if cfg.model.template != "auto" and cfg.model.template not in builtin_names():
+    if (cfg.model.template != "auto" and cfg.model.template not in builtin_names()
+            and not cfg.model.template.endswith(".jinja")):
         import difflib
 
         close = difflib.get_close_matches(cfg.model.template, builtin_names(), n=1)

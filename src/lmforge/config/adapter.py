@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lmforge.config.base import Section
 
@@ -13,7 +13,8 @@ AdapterType = Literal["full", "lora", "qlora", "adalora", "prompt_tuning", "p_tu
 
 
 class AdapterConfig(Section):
-    type: AdapterType = Field("lora", description="training method")
+    type: AdapterType = Field("lora", description="training method: full, freeze, lora, qlora, "
+                              "adalora, prompt_tuning, p_tuning or prefix_tuning")
     path: str | None = Field(None, description="continue training from this saved adapter")
     r: int = Field(8, ge=1, description="LoRA rank (AdaLoRA: initial rank)")
     alpha: float = Field(16, gt=0, description="LoRA scaling alpha")
@@ -31,12 +32,27 @@ class AdapterConfig(Section):
     tinit: int = Field(0, ge=0, description="AdaLoRA: warm-up steps before rank pruning")
     tfinal: int = Field(0, ge=0, description="AdaLoRA: final steps at the target rank")
     delta_t: int = Field(1, ge=1, description="AdaLoRA: steps between rank updates")
+    total_step: int | None = Field(None, ge=1, description="AdaLoRA: steps of the rank schedule "
+                                   "(default: the run's total optimizer steps)")
     num_virtual_tokens: int = Field(20, ge=1, description="prompt/prefix/P-tuning: virtual tokens")
     prompt_init_text: str | None = Field(None, description="prompt tuning: initialise from text")
     encoder_hidden_size: int = Field(128, ge=1, description="P-tuning: prompt encoder width")
-    trainable_layers: int = Field(2, ge=1, description="freeze: train only the last N layers")
+    trainable_layers: int = Field(2, ge=0, description="freeze: train only the last N layers")
     trainable_modules: list[str] = Field(default_factory=list, description="freeze: also train "
-                                         "parameters whose name contains one of these")
+                                         "these modules (names or dotted paths, e.g. lm_head, "
+                                         "model.norm)")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.type == "freeze" and self.trainable_layers == 0 and not self.trainable_modules:
+            raise ValueError("freeze with trainable_layers: 0 and no trainable_modules trains "
+                             "nothing")
+        if self.type == "adalora" and self.use_dora:
+            raise ValueError("use_dora works with lora/qlora, not adalora")
+        if self.type == "adalora" and self.target_r > self.r:
+            raise ValueError(f"AdaLoRA target_r ({self.target_r}) must not exceed r "
+                             f"({self.r}), the initial rank")
+        return self
 
     @property
     def is_peft(self) -> bool:

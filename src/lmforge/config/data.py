@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,11 +13,22 @@ DataFormat = Literal["alpaca", "prompt_response", "messages", "text", "python", 
 
 
 class SourceSpec(Section):
-    path: str = Field(description="a JSON/JSONL/CSV/Parquet file, a saved datasets directory, or a "
-                      "dataset name from data.registry")
-    weight: float | None = Field(None, gt=0, description="mixing weight relative to other sources")
-    samples: int | None = Field(None, ge=1, description="take this many rows (with replacement "
-                                "if the source is smaller)")
+    path: str = Field(description="a JSON/JSONL/CSV/Parquet file, a directory of such files, a "
+                      "saved datasets directory, or a dataset name from data.registry")
+    weight: float | None = Field(None, gt=0, description="mixing weight relative to the other "
+                                 "weighted sources (they share the total of their row counts)")
+    samples: int | None = Field(None, ge=1, description="take exactly this many rows (repeating "
+                                "the source if it is smaller)")
+    format: DataFormat | None = Field(None, description="row format of this source (default: "
+                                      "data.format)")
+    columns: dict[str, str] | None = Field(None, description="column mapping of this source "
+                                           "(default: data.columns)")
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if self.weight is not None and self.samples is not None:
+            raise ValueError("give weight or samples, not both")
+        return self
 
 
 Sources = str | list[str | SourceSpec]
@@ -25,22 +36,30 @@ Sources = str | list[str | SourceSpec]
 
 class DataConfig(Section):
     train: Sources | None = Field(None, description="training data: a path, or a list of paths / "
-                                  "{path, weight, samples}")
+                                  "{path, weight, samples}; with data.registry, dataset names")
     eval: Sources | float | None = Field(None, description="evaluation data, or a fraction "
                                          "(0 < f < 1) split off data.train with data.seed")
     format: DataFormat = Field("alpaca", description="row format of the sources")
     columns: dict[str, str] = Field(default_factory=dict, description="rename columns: "
-                                    "{canonical_name: name_in_your_file}")
+                                    "{canonical_name: name_in_your_file}; for messages also "
+                                    "role_tag, content_tag, user_tag, assistant_tag, system_tag")
     system: str | None = Field(None, description="default system prompt for rows that have none")
     source: str | None = Field(None, description="format python: 'module:Class' that loads and "
-                               "converts your data")
+                               "converts your data (importable from the working directory)")
+    source_args: dict[str, Any] = Field(default_factory=dict, description="format python: "
+                                        "keyword arguments for the class constructor")
     registry: str | None = Field(None, description="LLaMA-Factory dataset_info.json; data.train "
-                                 "then names its entries")
+                                 "and data.eval then name its entries")
     max_length: int = Field(1024, ge=8, description="maximum tokens per example (or packed block)")
-    max_source_length: int | None = Field(None, ge=1, description="maximum prompt tokens")
-    max_target_length: int | None = Field(None, ge=1, description="maximum response tokens")
+    max_source_length: int | None = Field(None, ge=1, description="maximum prompt tokens "
+                                          "(history cut first, then the prompt from the left)")
+    max_target_length: int | None = Field(None, ge=1, description="maximum tokens of the last "
+                                          "response (cut from the right)")
     truncation: Literal["drop", "truncate_prompt", "truncate_response"] = Field(
-        "truncate_prompt", description="what to do with over-long examples")
+        "truncate_prompt", description="over-long examples: drop them; truncate_prompt: cut the "
+        "prompt from the left, whole earlier turns first (it keeps at least a quarter of "
+        "max_length, a longer response is then cut from the right); truncate_response: cut "
+        "from the right")
     packing: bool = Field(False, description="pack examples into blocks of max_length; no example "
                           "attends to another")
     train_on: Literal["all_assistant", "last_assistant", "all"] = Field(
@@ -48,9 +67,11 @@ class DataConfig(Section):
         "or everything")
     skip_invalid: bool = Field(False, description="drop invalid rows (the count is reported) "
                                "instead of stopping")
-    seed: int = Field(42, description="seed for shuffling, mixing and eval splits")
+    seed: int = Field(42, description="seed for mixing and eval splits")
+    cache: bool = Field(True, description="reuse tokenized datasets from an earlier run with the "
+                        "same files, format, template, tokenizer and settings")
     cache_dir: str | None = Field(None, description="tokenized-dataset cache (default "
-                                  "~/.cache/lmforge/datasets)")
+                                  "$LMFORGE_CACHE/datasets, i.e. ~/.cache/lmforge/datasets)")
     num_proc: int | None = Field(None, ge=1, description="processes for tokenization")
 
     @field_validator("eval")
@@ -64,4 +85,9 @@ class DataConfig(Section):
     def _check(self):
         if self.format == "python" and not self.source:
             raise ValueError("data.format python needs data.source: 'module:Class'")
+        if self.source and ":" not in self.source:
+            raise ValueError(f"data.source must be 'module:Class' (got '{self.source}')")
+        if self.format == "python" and self.eval is not None and not isinstance(self.eval, float):
+            raise ValueError("with data.format python the class provides the eval split; "
+                             "data.eval may only be a fraction")
         return self

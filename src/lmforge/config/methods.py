@@ -6,7 +6,9 @@ wrong stage is reported, and later stages add fields here.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from lmforge.config.base import Section
 
@@ -23,7 +25,157 @@ class SFTMethod(Section):
     neftune_noise_alpha: float | None = Field(None, gt=0, description="NEFTune embedding noise")
 
 
+# --- preference and reinforcement-learning stages (rm, dpo, kto, orpo, ppo, grpo) -------------
+# The loss names are the ones trl 1.x accepts (trl/trainer/dpo_config.py, kto_config.py,
+# grpo_config.py); they are listed here so that a typo is a config error, not a crash mid-run.
+
+DPOLoss = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair",
+                  "sppo_hard", "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft",
+                  "sigmoid_norm"]
+GRPOLoss = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
+
+
+class RewardFunction(Section):
+    """One reward function with its weight and fixed keyword arguments."""
+
+    function: str = Field(description="'module:function', 'path/to/file.py:function', or a "
+                          "built-in name (exact_match, regex_match, length_penalty, sentiment, "
+                          "contains)")
+    weight: float = Field(1.0, description="weight of this reward in the weighted sum")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="fixed keyword arguments "
+                                   "passed on every call (e.g. {pattern: '^\\d+$'})")
+
+
+RewardRef = str | RewardFunction
+
+
+class RMMethod(Section):
+    """Reward model: a scalar head on the base, trained on chosen/rejected pairs."""
+
+    margin: float | None = Field(None, description="margin in the pairwise loss "
+                                 "-log sigmoid(r_chosen - r_rejected - margin) for rows without a "
+                                 "'margin' column (rows with one always use it)")
+    center_rewards_coefficient: float | None = Field(None, ge=0, description="pull rewards "
+                                                     "towards zero mean (0.01 is typical)")
+
+
+class DPOMethod(Section):
+    """Direct preference optimisation (and its trl loss variants: IPO, hinge, robust, ...)."""
+
+    loss: DPOLoss | list[DPOLoss] = Field("sigmoid", description="trl loss type, or a list "
+                                          "combined with loss_weights")
+    loss_weights: list[float] | None = Field(None, description="weights of a list of losses")
+    beta: float = Field(0.1, gt=0, description="strength of the pull towards the reference "
+                        "model (IPO: the regularisation tau)")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="robust DPO / EXO: assumed "
+                                   "probability that a preference label is flipped")
+    reference_model: str | None = Field(None, description="a different frozen reference model "
+                                        "(default: the base; with an adapter, the policy with "
+                                        "its adapter disabled, so no second copy is loaded)")
+    precompute_ref_log_probs: bool = Field(False, description="score the data with the "
+                                           "reference once before training, then free it")
+
+    @model_validator(mode="after")
+    def _weights(self):
+        n = len(self.loss) if isinstance(self.loss, list) else 1
+        if self.loss_weights is not None and len(self.loss_weights) != n:
+            raise ValueError(f"loss_weights has {len(self.loss_weights)} values for {n} losses")
+        return self
+
+
+class KTOMethod(Section):
+    """Kahneman-Tversky optimisation on unpaired good/bad completions."""
+
+    loss: Literal["kto", "apo_zero_unpaired"] = Field("kto", description="trl KTO loss type")
+    beta: float = Field(0.1, gt=0, description="strength of the pull towards the reference")
+    desirable_weight: float = Field(1.0, gt=0, description="weight of desirable examples")
+    undesirable_weight: float = Field(1.0, gt=0, description="weight of undesirable examples")
+    precompute_ref_log_probs: bool = Field(False, description="score the data with the "
+                                           "reference once before training, then free it")
+
+
+class ORPOMethod(Section):
+    """Odds-ratio preference optimisation: SFT loss plus an odds-ratio term, no reference."""
+
+    beta: float = Field(0.1, gt=0, description="weight of the odds-ratio term (lambda in the "
+                        "paper)")
+
+
+class _RLCommon(Section):
+    """Settings PPO and GRPO share: where rewards come from and how completions are sampled."""
+
+    reward_functions: list[RewardRef] = Field(default_factory=list, description="Python reward "
+                                              "functions: f(prompts, completions, "
+                                              "completion_ids, **columns) -> list[float]")
+    reward_model: str | None = Field(None, description="a reward model directory (from stage "
+                                     "rm) scoring prompt + completion")
+    reward_model_weight: float = Field(1.0, description="weight of the reward model's score")
+    reward_paths: list[str] = Field(default_factory=list, description="extra directories searched "
+                                    "for reward modules (the working directory always is)")
+    max_new_tokens: int = Field(64, ge=1, description="tokens generated per completion")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature")
+    top_k: int = Field(0, ge=0, description="top-k sampling (0: off)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
+
+    @model_validator(mode="after")
+    def _has_reward(self):
+        if not self.reward_functions and not self.reward_model:
+            raise ValueError("give reward_functions (['module:function', ...]) and/or "
+                             "reward_model (a directory from stage rm)")
+        return self
+
+
+class PPOMethod(_RLCommon):
+    """Proximal policy optimisation, lmforge's own loop (lmforge.rl): generate, score, train."""
+
+    ppo_epochs: int = Field(4, ge=1, description="optimisation passes over each rollout batch")
+    mini_batch_size: int | None = Field(None, ge=1, description="sequences per optimizer step "
+                                        "within a rollout (default: train.batch_size)")
+    clip_range: float = Field(0.2, gt=0, description="policy ratio clipping epsilon")
+    clip_range_value: float = Field(0.2, gt=0, description="value prediction clipping")
+    vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
+    gamma: float = Field(1.0, ge=0, le=1, description="discount factor")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
+    kl_coef: float = Field(0.05, ge=0, description="per-token KL penalty to the reference policy")
+    kl_estimator: Literal["k1", "k2", "k3", "abs"] = Field(
+        "k1", description="per-token KL estimator: k1 = log-ratio, k2 = half its square, "
+        "k3 = (r - 1) - log r")
+    target_kl: float | None = Field(None, gt=0, description="adapt kl_coef towards this KL per "
+                                    "sequence (adaptive controller); None keeps it fixed")
+    kl_horizon: int = Field(10000, ge=1, description="adaptive KL controller horizon")
+    whiten_advantages: bool = Field(True, description="normalise advantages over the batch")
+    whiten_rewards: bool = Field(False, description="normalise scores over the batch")
+    reward_clip: float | None = Field(None, gt=0, description="clip scores to [-c, c]")
+    missing_eos_penalty: float | None = Field(None, ge=0, description="subtract this from the "
+                                              "score of completions that never end")
+    critic: Literal["value_head", "separate"] = Field(
+        "value_head", description="value_head: a linear head on the policy's hidden states; "
+        "separate: its own copy of the base model with a head")
+
+
+class GRPOMethod(_RLCommon):
+    """Group relative policy optimisation on trl's GRPOTrainer."""
+
+    num_generations: int = Field(4, ge=2, description="completions per prompt (a group); "
+                                 "train.batch_size counts completions and must be a multiple")
+    loss: GRPOLoss = Field("dapo", description="trl GRPO loss type")
+    beta: float = Field(0.0, ge=0, description="KL coefficient to the reference (0: no "
+                        "reference model is used)")
+    epsilon: float = Field(0.2, gt=0, description="ratio clipping epsilon")
+    num_iterations: int = Field(1, ge=1, description="optimisation passes per generated batch")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="divide advantages by the std of the group, the batch, or not")
+    mask_truncated_completions: bool = Field(False, description="leave completions that hit "
+                                             "max_new_tokens out of the loss")
+
+
 METHOD_BLOCKS: dict[str, type[Section]] = {
     "pt": PTMethod,
     "sft": SFTMethod,
+    "rm": RMMethod,
+    "dpo": DPOMethod,
+    "kto": KTOMethod,
+    "orpo": ORPOMethod,
+    "ppo": PPOMethod,
+    "grpo": GRPOMethod,
 }

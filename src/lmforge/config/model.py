@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lmforge.config.base import Section
 
@@ -30,11 +30,14 @@ class ModelConfig(Section):
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
     rope_scaling: RopeScaling | None = Field(None, description="extend the context with RoPE "
                                              "scaling: {type: linear|dynamic, factor: 2.0}")
-    gguf_file: str | None = Field(None, description="GGUF file name inside model.path")
+    gguf_file: str | None = Field(None, description="GGUF file name inside model.path (or give "
+                                  "model.path as the .gguf file); converted once to safetensors")
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
-    new_special_tokens: list[str] = Field(default_factory=list,
-                                          description="tokens to add; embeddings are resized")
-    cache_dir: str | None = Field(None, description="where converted models (GGUF) are cached")
+    new_special_tokens: list[str] = Field(default_factory=list, description="tokens to add; "
+                                          "embeddings are resized (and trained fully with peft "
+                                          "adapters unless adapter.modules_to_save is set)")
+    cache_dir: str | None = Field(None, description="where converted models (GGUF) are cached "
+                                  "(default: $LMFORGE_CACHE/converted)")
 
     @field_validator("path")
     @classmethod
@@ -42,3 +45,10 @@ class ModelConfig(Section):
         if not v.strip():
             raise ValueError("must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _one_gguf(self):
+        if self.gguf_file and self.path.lower().endswith(".gguf"):
+            raise ValueError("model.path is already a .gguf file; drop model.gguf_file (or set "
+                             "model.path to its directory)")
+        return self

@@ -10,7 +10,8 @@ from lmforge.config.adapter import AdapterConfig
 from lmforge.config.base import Section
 from lmforge.config.data import DataConfig
 from lmforge.config.eval import EvalConfig
-from lmforge.config.methods import PTMethod, SFTMethod
+from lmforge.config.methods import (DPOMethod, GRPOMethod, KTOMethod, ORPOMethod, PPOMethod,
+                                    PTMethod, RMMethod, SFTMethod)
 from lmforge.config.model import ModelConfig
 from lmforge.config.train import TrainConfig
 
@@ -27,12 +28,26 @@ class RunConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation")
     pt: PTMethod | None = Field(None, description="pretraining settings (stage pt)")
     sft: SFTMethod | None = Field(None, description="SFT settings (stage sft)")
+    rm: RMMethod | None = Field(None, description="reward-model settings (stage rm)")
+    dpo: DPOMethod | None = Field(None, description="DPO settings (stage dpo)")
+    kto: KTOMethod | None = Field(None, description="KTO settings (stage kto)")
+    orpo: ORPOMethod | None = Field(None, description="ORPO settings (stage orpo)")
+    ppo: PPOMethod | None = Field(None, description="PPO settings (stage ppo)")
+    grpo: GRPOMethod | None = Field(None, description="GRPO settings (stage grpo)")
 
     @model_validator(mode="after")
     def _method_block_matches_stage(self):
         for key in METHOD_KEYS:
             if key != self.stage and getattr(self, key, None) is not None:
                 raise ValueError(f"block '{key}:' is given but stage is '{self.stage}'")
+        return self
+
+    @model_validator(mode="after")
+    def _rl_block_given(self):
+        # ppo/grpo have no usable defaults: a reward source must be named
+        if self.stage in ("ppo", "grpo") and getattr(self, self.stage) is None:
+            raise ValueError(f"stage {self.stage} needs a '{self.stage}:' block with "
+                             "reward_functions and/or reward_model")
         return self
 
     def method(self) -> Section:

@@ -1,146 +1,223 @@
 """Convert source rows into canonical ``Conversation`` / ``Text`` examples (pure functions).
 
 A bad row raises ``DataError`` naming its location and field. ``columns`` maps canonical field
-names to the names used in the user's files (``{"instruction": "question"}``).
+names to the names used in the user's files (``{"instruction": "question"}``); mapping a field to
+``""`` means "this dataset has no such column". Other formats (preference, kto, prompt) plug in
+by adding a converter to ``CONVERTERS`` (and their column names to ``FORMAT_COLUMNS``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
+from lmforge.data.sources import bad_row
 from lmforge.data.types import Conversation, Text
-from lmforge.errors import DataError
+from lmforge.errors import ConfigError
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "model": "assistant", "bot": "assistant"}
+TAG_KEYS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag")
 
 
-def _field(row: dict, name: str, columns: dict, where: str, required: bool = True,
-           kind: type | tuple = str, allow_empty: bool = False):
+def _type_name(kind) -> str:
+    return kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+
+
+def field_value(row: dict, name: str, columns: dict, where: str, required: bool = True,
+                kind: type | tuple = str, allow_empty: bool = False):
+    """The value of canonical field ``name`` (renamed by ``columns``), validated."""
     key = columns.get(name, name)
-    if key not in row or row[key] is None:
+    if not key or key not in row or row[key] is None:
         if required:
-            raise DataError("missing", where, field=key)
+            raise bad_row(where, "missing", key or name)
         return None
     value = row[key]
-    if not isinstance(value, kind):
-        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise DataError(f"must be {want}, got {type(value).__name__}", where, field=key)
+    wants_list = kind is list or (isinstance(kind, tuple) and list in kind)
+    if wants_list and isinstance(value, str) and value.lstrip().startswith("["):
+        try:  # CSV cells hold lists as JSON text
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise bad_row(where, "is not a valid JSON list", key) from None
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise bad_row(where, f"must be {_type_name(kind)}, got {type(value).__name__}", key)
     if isinstance(value, str) and not allow_empty and not value.strip():
-        raise DataError("is empty", where, field=key)
+        raise bad_row(where, "is empty", key)
     return value
 
 
-def _split(where: str) -> tuple[str, int | None]:
-    file, _, line = where.rpartition(":")
-    return (file, int(line)) if line.isdigit() else (where, None)
-
-
 def _history(row: dict, columns: dict, where: str) -> list[dict[str, str]]:
-    hist = _field(row, "history", columns, where, required=False, kind=list)
+    hist = field_value(row, "history", columns, where, required=False, kind=list)
     if not hist:
         return []
-    msgs: list[dict[str, str]] = []
     key = columns.get("history", "history")
+    msgs: list[dict[str, str]] = []
     if all(isinstance(h, (list, tuple)) for h in hist):
         for i, pair in enumerate(hist):
             if len(pair) != 2 or not all(isinstance(x, str) for x in pair):
-                raise DataError(f"item {i} must be a [user, assistant] pair of strings",
-                                where, field=key)
+                raise bad_row(where, f"item {i} must be a [user, assistant] pair of strings", key)
             msgs += [{"role": "user", "content": pair[0]},
                      {"role": "assistant", "content": pair[1]}]
     elif all(isinstance(h, str) for h in hist):
         if len(hist) % 2:
-            raise DataError(f"a flat history must alternate user/assistant and have an even "
-                            f"length (got {len(hist)} items)", where, field=key)
+            raise bad_row(where, f"a flat history must alternate user/assistant and have an even "
+                                 f"length (got {len(hist)} items)", key)
         for i, text in enumerate(hist):
             msgs.append({"role": "user" if i % 2 == 0 else "assistant", "content": text})
     else:
-        raise DataError("must be a list of [user, assistant] pairs or a flat list of strings",
-                        where, field=key)
+        raise bad_row(where, "must be a list of [user, assistant] pairs or a flat list of "
+                             "strings", key)
+    for i, m in enumerate(msgs):
+        if not m["content"].strip():
+            raise bad_row(where, f"turn {i // 2} has an empty {m['role']} message", key)
     return msgs
 
 
-def _with_system(system: str | None, msgs: list[dict]) -> list[dict]:
-    return ([{"role": "system", "content": system}] if system else []) + msgs
-
-
-def from_alpaca(row: dict, columns: dict, where: str, default_system: str | None = None):
-    instruction = _field(row, "instruction", columns, where)
-    extra = _field(row, "input", columns, where, required=False, allow_empty=True) or ""
-    output = _field(row, "output", columns, where)
-    system = _field(row, "system", columns, where, required=False) or default_system
-    prompt = instruction + ("\n" + extra if extra.strip() else "")
-    msgs = _history(row, columns, where) + [{"role": "user", "content": prompt},
-                                            {"role": "assistant", "content": output}]
-    return Conversation(tuple(_with_system(system, msgs)), _origin(row, columns), where)
-
-
-def from_prompt_response(row: dict, columns: dict, where: str, default_system: str | None = None):
-    prompt = _field(row, "prompt", columns, where)
-    response = _field(row, "response", columns, where)
-    system = _field(row, "system", columns, where, required=False) or default_system
-    msgs = _history(row, columns, where) + [{"role": "user", "content": prompt},
-                                            {"role": "assistant", "content": response}]
-    return Conversation(tuple(_with_system(system, msgs)), _origin(row, columns), where)
-
-
-def _message(m: Any, i: int, where: str, key: str) -> dict[str, str]:
-    if not isinstance(m, dict):
-        raise DataError(f"item {i} must be an object", where, field=key)
-    role = m.get("role", m.get("from"))
-    content = m.get("content", m.get("value"))
-    if not isinstance(role, str) or role.lower() not in SHAREGPT_ROLES:
-        raise DataError(f"item {i}: unknown role {role!r} (use system/user/assistant or "
-                        "human/gpt)", where, field=key)
-    if not isinstance(content, str):
-        raise DataError(f"item {i}: content must be a string", where, field=key)
-    return {"role": SHAREGPT_ROLES[role.lower()], "content": content}
-
-
-def from_messages(row: dict, columns: dict, where: str, default_system: str | None = None):
-    key = columns.get("messages", "messages")
-    if key not in row and "conversations" in row and "messages" not in columns:
-        key = "conversations"
-    raw = _field(row, key, {}, where, kind=list)
-    msgs = [_message(m, i, where, key) for i, m in enumerate(raw)]
-    system = _field(row, "system", columns, where, required=False)
-    if msgs and msgs[0]["role"] == "system":
-        system, msgs = msgs[0]["content"], msgs[1:]
-    check_turns(msgs, where, key)
-    return Conversation(tuple(_with_system(system or default_system, msgs)),
-                        _origin(row, columns), where)
-
-
-def check_turns(msgs: list[dict], where: str, key: str) -> None:
-    if not msgs:
-        raise DataError("has no user/assistant turns", where, field=key)
-    for i, m in enumerate(msgs):
-        want = "user" if i % 2 == 0 else "assistant"
-        if m["role"] != want:
-            raise DataError(f"turn {i} is '{m['role']}' but '{want}' was expected (turns must "
-                            "alternate user/assistant after an optional system message)",
-                            where, field=key)
-    if msgs[-1]["role"] != "assistant":
-        raise DataError("the last turn must be the assistant's", where, field=key)
-    for i, m in enumerate(msgs):
-        if m["role"] == "assistant" and not m["content"].strip():
-            raise DataError(f"turn {i}: empty assistant response", where, field=key)
-
-
-def from_text(row: dict, columns: dict, where: str, default_system: str | None = None):
-    return Text(_field(row, "text", columns, where), where)
+def _with_system(system: str | None, msgs: list[dict]) -> tuple[dict, ...]:
+    return tuple(([{"role": "system", "content": system}] if system else []) + msgs)
 
 
 def _origin(row: dict, columns: dict) -> dict:
     key = columns.get("origin", "origin")
-    value = row.get(key)
+    value = row.get(key) if key else None
     return value if isinstance(value, dict) else ({"origin": value} if value is not None else {})
 
 
-CONVERTERS: dict[str, Callable[..., Conversation | Text]] = {
+def _turn(prompt: str, response: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+
+
+def from_alpaca(row: dict, columns: dict, where: str, default_system: str | None = None):
+    instruction = field_value(row, "instruction", columns, where, allow_empty=True)
+    extra = field_value(row, "input", columns, where, required=False, allow_empty=True) or ""
+    if not instruction.strip() and not extra.strip():
+        raise bad_row(where, "is empty (and so is the input)", columns.get("instruction",
+                                                                           "instruction"))
+    output = field_value(row, "output", columns, where)
+    system = field_value(row, "system", columns, where, required=False, allow_empty=True)
+    prompt = "\n".join(p for p in (instruction, extra) if p.strip())
+    msgs = _history(row, columns, where) + _turn(prompt, output)
+    return Conversation(_with_system(system or default_system, msgs), _origin(row, columns), where)
+
+
+def from_prompt_response(row: dict, columns: dict, where: str, default_system: str | None = None):
+    prompt = field_value(row, "prompt", columns, where)
+    response = field_value(row, "response", columns, where)
+    system = field_value(row, "system", columns, where, required=False, allow_empty=True)
+    msgs = _history(row, columns, where) + _turn(prompt, response)
+    return Conversation(_with_system(system or default_system, msgs), _origin(row, columns), where)
+
+
+def _content(value: Any) -> str | None:
+    """A message's text: a string, or OpenAI-style parts [{type: text, text: ...}]."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text"
+                                       and isinstance(p.get("text"), str) for p in value):
+        return "".join(p["text"] for p in value)
+    return None
+
+
+def _roles(columns: dict) -> dict[str, str] | None:
+    """Exact role tags (LLaMA-Factory style) when any is given, else None (lenient mapping)."""
+    if not any(k in columns for k in ("user_tag", "assistant_tag", "system_tag")):
+        return None
+    return {columns.get("user_tag", "human"): "user",
+            columns.get("assistant_tag", "gpt"): "assistant",
+            columns.get("system_tag", "system"): "system"}
+
+
+def _message(m: Any, i: int, where: str, key: str, columns: dict) -> dict[str, str]:
+    if not isinstance(m, dict):
+        raise bad_row(where, f"item {i} must be an object", key)
+    role_key, content_key = columns.get("role_tag"), columns.get("content_tag")
+    role = m.get(role_key) if role_key else m.get("role", m.get("from"))
+    raw = m.get(content_key) if content_key else m.get("content", m.get("value"))
+    exact = _roles(columns)
+    table = exact if exact is not None else SHAREGPT_ROLES
+    name = role if exact is not None else (role.lower() if isinstance(role, str) else role)
+    if not isinstance(role, str) or name not in table:
+        known = "/".join(exact) if exact is not None else "system/user/assistant or human/gpt"
+        raise bad_row(where, f"item {i}: unknown role {role!r} (expected {known})", key)
+    content = _content(raw)
+    if content is None:
+        raise bad_row(where, f"item {i}: content must be a string, got {type(raw).__name__}", key)
+    return {"role": table[name], "content": content}
+
+
+def parse_messages(row: dict, columns: dict, where: str) -> tuple[str | None, list[dict], str]:
+    """(system, user/assistant messages, the column they came from), not yet turn-checked."""
+    key = columns.get("messages", "messages")
+    if key not in row and "messages" not in columns:
+        key = "conversations" if "conversations" in row else key
+    raw = field_value(row, key, {}, where, kind=list)
+    msgs = [_message(m, i, where, key, columns) for i, m in enumerate(raw)]
+    system = field_value(row, "system", columns, where, required=False, allow_empty=True)
+    if msgs and msgs[0]["role"] == "system":
+        system, msgs = msgs[0]["content"], msgs[1:]
+    return system, msgs, key
+
+
+def from_messages(row: dict, columns: dict, where: str, default_system: str | None = None):
+    system, msgs, key = parse_messages(row, columns, where)
+    check_turns(msgs, where, key)
+    return Conversation(_with_system(system or default_system, msgs), _origin(row, columns), where)
+
+
+def check_turns(msgs: list[dict], where: str, key: str, last: str = "assistant") -> None:
+    """Turns alternate user/assistant, end with ``last``, and no assistant turn is empty."""
+    if not msgs:
+        raise bad_row(where, "has no user/assistant turns", key)
+    for i, m in enumerate(msgs):
+        want = "user" if i % 2 == 0 else "assistant"
+        if m["role"] != want:
+            raise bad_row(where, f"turn {i} is '{m['role']}' but '{want}' was expected (turns "
+                                 "must alternate user/assistant after an optional system "
+                                 "message)", key)
+    if msgs[-1]["role"] != last:
+        raise bad_row(where, f"the last turn must be the {last}'s", key)
+    for i, m in enumerate(msgs):
+        if not m["content"].strip():
+            raise bad_row(where, f"turn {i}: empty {m['role']} message", key)
+
+
+def from_text(row: dict, columns: dict, where: str, default_system: str | None = None):
+    return Text(field_value(row, "text", columns, where), where, _origin(row, columns))
+
+
+CONVERTERS: dict[str, Callable[..., Any]] = {
     "alpaca": from_alpaca,
     "prompt_response": from_prompt_response,
     "messages": from_messages,
     "text": from_text,
 }
+
+FORMAT_COLUMNS: dict[str, set[str]] = {
+    "alpaca": {"instruction", "input", "output", "system", "history", "origin"},
+    "prompt_response": {"prompt", "response", "system", "history", "origin"},
+    "messages": {"messages", "system", "origin", *TAG_KEYS},
+    "text": {"text", "origin"},
+}
+
+
+def converter(fmt: str, columns: dict, where: str = "data.format") -> Callable[..., Any]:
+    """The converter for ``fmt``, after checking ``columns`` only names fields it knows."""
+    convert = CONVERTERS.get(fmt)
+    if convert is None:
+        raise ConfigError(f"{where}: format '{fmt}' is not available (known: "
+                          f"{', '.join(sorted(CONVERTERS))})")
+    known = FORMAT_COLUMNS.get(fmt)
+    unknown = sorted(set(columns) - known) if known else []
+    if unknown:
+        import difflib
+
+        problems = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            tip = f"; did you mean '{close[0]}'?" if close else ""
+            problems.append(f"data.columns.{name}: not a field of format '{fmt}' (fields: "
+                            f"{', '.join(sorted(known))}){tip}")
+        raise ConfigError(problems)
+    return convert

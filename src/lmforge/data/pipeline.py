@@ -1,69 +1,36 @@
-"""The only place that turns configured sources into tokenized datasets (``datasets.map``)."""
+"""The only place that turns configured sources into tokenized datasets.
+
+``build(cfg, tokenizer, template) -> BuiltData`` is what stages call: read every source (files,
+a LLaMA-Factory registry, or a user class), convert rows to canonical examples, mix sources and
+split off eval, encode (``encode.py``), run the pre-flight checks (``checks.py``) and cache the
+result (``cache.py``). ``load_examples`` stops before tokenization (for stages that encode
+differently); ``ENCODERS`` maps an example type to its encoder so new types plug in.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from lmforge.config.run import RunConfig
-from lmforge.data.encode import IGNORE, encode_conversation
-from lmforge.data.formats import CONVERTERS
-from lmforge.data.sources import read_rows
+from lmforge.data import cache, checks, mixing
+from lmforge.data import preference, prompts  # noqa: F401 - registers preference/kto/prompt
+from lmforge.data.encode import IGNORE, Encoded, Settings, encode_conversation, encode_text
+from lmforge.data.formats import converter
+from lmforge.data.plan import SourcePlan, resolve
+from lmforge.data.render import TemplateRenderError
+from lmforge.data.sources import bad_row, iter_rows
+from lmforge.data.types import Conversation, Text
 from lmforge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-
-def _paths(spec) -> list[str]:
-    if spec is None:
-        return []
-    items = spec if isinstance(spec, list) else [spec]
-    return [i if isinstance(i, str) else i.path for i in items]
-
-
-def load_examples(cfg: RunConfig, spec) -> list:
-    """Read and convert every row; invalid rows raise, or are counted and dropped if asked."""
-    convert = CONVERTERS.get(cfg.data.format)
-    if convert is None:
-        raise ConfigError(f"data.format: '{cfg.data.format}' is not supported by stage "
-                          f"'{cfg.stage}'")
-    examples, skipped = [], 0
-    for path in _paths(spec):
-        for where, row in read_rows(path):
-            try:
-                examples.append(convert(row, cfg.data.columns, where, cfg.data.system))
-            except DataError:
-                if not cfg.data.skip_invalid:
-                    raise
-                skipped += 1
-    if skipped:
-        log.warning("skipped %d invalid rows (data.skip_invalid: true)", skipped)
-    return examples
-
-
-def encode_all(cfg: RunConfig, examples: list, tokenizer, template: str):
-    """Encode conversations; returns a datasets.Dataset with input_ids and labels."""
-    import datasets
-
-    rows, dropped = {"input_ids": [], "labels": []}, 0
-    for ex in examples:
-        enc = encode_conversation(ex, tokenizer, template, cfg.data.train_on)
-        if len(enc.input_ids) > cfg.data.max_length:
-            if cfg.data.truncation == "drop":
-                dropped += 1
-                continue
-            enc.input_ids = enc.input_ids[: cfg.data.max_length]
-            enc.labels = enc.labels[: cfg.data.max_length]
-        rows["input_ids"].append(enc.input_ids)
-        rows["labels"].append(enc.labels)
-    if dropped:
-        log.warning("dropped %d over-long examples (data.truncation: drop)", dropped)
-    trained = sum(sum(1 for x in lab if x != IGNORE) for lab in rows["labels"])
-    if rows["labels"] and trained == 0:
-        raise DataError("no example has any trained token: every response was masked or "
-                        "truncated away", hint="raise data.max_length or check model.template")
-    return datasets.Dataset.from_dict(rows)
+# example type -> encoder(example, tokenizer, template, settings) -> list of Encoded rows
+ENCODERS: dict[type, Callable[..., list]] = {
+    Conversation: lambda ex, tok, tpl, s: [encode_conversation(ex, tok, tpl, s)],
+    Text: lambda ex, tok, tpl, s: encode_text(ex, tok, s),
+}
 
 
 @dataclass
@@ -76,25 +43,248 @@ class BuiltData:
     stats: dict = field(default_factory=dict)  # pre-flight statistics
 
 
-def build(cfg: RunConfig, tokenizer, template: str) -> BuiltData:
-    """Read, convert, encode the configured train/eval data."""
-    if cfg.data.train is None:
-        raise ConfigError("data.train: required key is missing")
-    train = load_examples(cfg, cfg.data.train)
-    if not train:
-        raise DataError("no training examples", str(_paths(cfg.data.train)))
-    evals = None
-    if isinstance(cfg.data.eval, float):
-        import random
+@dataclass
+class Splits:
+    train: list
+    eval: list | None
+    skipped: dict = field(default_factory=dict)  # split -> invalid rows skipped
 
-        rng = random.Random(cfg.data.seed)
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        n_eval = max(1, int(len(train) * cfg.data.eval))
-        evals = [train[i] for i in order[:n_eval]]
-        train = [train[i] for i in order[n_eval:]]
-    elif cfg.data.eval is not None:
-        evals = load_examples(cfg, cfg.data.eval)
-    train_ds = encode_all(cfg, train, tokenizer, template)
-    eval_ds = encode_all(cfg, evals, tokenizer, template) if evals else None
-    return BuiltData(train_ds, eval_ds, evals)
+
+def _keep_or_raise(exc: DataError, skip: bool, counter: list[int]) -> None:
+    if not skip:
+        raise exc
+    counter[0] += 1
+
+
+def read_source(cfg: RunConfig, plan: SourcePlan, counter: list[int]) -> list:
+    """Every valid example of one source; invalid rows raise or are counted (skip_invalid)."""
+    convert = converter(plan.format, plan.columns if plan.check_columns else {})
+    out = []
+    for where, row in iter_rows(plan.path):
+        if isinstance(row, DataError):
+            _keep_or_raise(row, cfg.data.skip_invalid, counter)
+            continue
+        try:
+            out.append(convert(row, plan.columns, where, cfg.data.system))
+        except DataError as exc:
+            _keep_or_raise(exc, cfg.data.skip_invalid, counter)
+    return out
+
+
+def _from_class(cfg: RunConfig) -> tuple[list, list, dict]:
+    from lmforge.data.user_class import instantiate, load_split
+
+    obj = instantiate(cfg.data.source, cfg.data.source_args)
+    out, skipped = {}, {}
+    for split in ("train", "eval"):
+        counter, rows = [0], []
+        for _, ex in load_split(obj, cfg.data.source, split, cfg.data.system):
+            if isinstance(ex, DataError):
+                _keep_or_raise(ex, cfg.data.skip_invalid, counter)
+            else:
+                rows.append(ex)
+        out[split], skipped[split] = rows, counter[0]
+    return out["train"], out["eval"], skipped
+
+
+def load_examples(cfg: RunConfig) -> Splits:
+    """Canonical train/eval examples: read, converted, mixed, eval split off (no tokenizer)."""
+    data = cfg.data
+    if data.format == "python":
+        train, evals, skipped = _from_class(cfg)
+        if isinstance(data.eval, float):
+            [train], evals = mixing.split_eval([train], data.eval, data.seed)
+        if not train:
+            raise DataError(f"data.source: {data.source}.load('train') gave no examples")
+        return Splits(train, evals or None, skipped)
+    plans = resolve(cfg, "train")
+    if not plans:
+        raise ConfigError("data.train: required key is missing (a file, a list of files, or "
+                          "registry names)")
+    counters = {"train": [0], "eval": [0]}
+    parts = [read_source(cfg, p, counters["train"]) for p in plans]
+    evals = None
+    if isinstance(data.eval, float):
+        parts, evals = mixing.split_eval(parts, data.eval, data.seed)
+    train = mixing.mix(parts, plans, data.seed)
+    eval_plans = resolve(cfg, "eval")
+    if eval_plans:
+        eval_parts = [read_source(cfg, p, counters["eval"]) for p in eval_plans]
+        evals = mixing.mix(eval_parts, eval_plans, data.seed)
+    return Splits(train, evals, {k: v[0] for k, v in counters.items()})
+
+
+def _encode_list(examples: list, tokenizer, template, settings: Settings, skip: bool):
+    rows: list[dict] = []
+    counts = {"truncated": 0, "dropped": 0, "zero_trained": 0, "skipped_invalid": 0,
+              "split_documents": 0}
+    for ex in examples:
+        encode = ENCODERS.get(type(ex))
+        if encode is None:
+            raise ConfigError(f"data.format: {type(ex).__name__} examples cannot be encoded for "
+                              "this stage")
+        try:
+            encoded = encode(ex, tokenizer, template, settings)
+        except TemplateRenderError as exc:
+            if not skip:
+                raise bad_row(getattr(ex, "where", "") or "row", str(exc)) from None
+            counts["skipped_invalid"] += 1
+            continue
+        counts["split_documents"] += len(encoded) > 1
+        for enc in encoded:
+            counts["truncated"] += bool(getattr(enc, "truncated", False))
+            if getattr(enc, "dropped", False):
+                counts["dropped"] += 1
+            elif isinstance(enc, Encoded) and all(t == IGNORE for t in enc.labels):
+                counts["zero_trained"] += 1
+            else:
+                rows.append(enc.row())
+    return rows, counts
+
+
+_POOL_ARGS: tuple = ()
+
+
+def _encode_range(bounds: tuple[int, int]):
+    examples, tokenizer, template, settings, skip = _POOL_ARGS
+    return _encode_list(examples[bounds[0]:bounds[1]], tokenizer, template, settings, skip)
+
+
+def encode_examples(examples: list, tokenizer, template, settings: Settings, skip: bool,
+                    num_proc: int | None = None):
+    """Encode every example; (columns dict, counts). Forked workers when num_proc > 1."""
+    global _POOL_ARGS
+    if num_proc and num_proc > 1 and len(examples) >= 256:
+        import multiprocessing
+
+        _POOL_ARGS = (examples, tokenizer, template, settings, skip)
+        step = -(-len(examples) // (num_proc * 4))
+        with multiprocessing.get_context("fork").Pool(num_proc) as pool:
+            parts = pool.map(_encode_range, [(i, i + step) for i in range(0, len(examples),
+                                                                          step)])
+        _POOL_ARGS = ()
+    else:
+        parts = [_encode_list(examples, tokenizer, template, settings, skip)]
+    rows = [r for part, _ in parts for r in part]
+    counts = {k: sum(c[k] for _, c in parts) for k in parts[0][1]}
+    columns = {k: [r[k] for r in rows] for k in (rows[0] if rows else ("input_ids", "labels"))}
+    return columns, counts
+
+
+def stop_ids(template, tokenizer) -> set[int]:
+    ids = {tokenizer.eos_token_id} - {None}
+    if template:
+        from lmforge.data.templates import end_of_turn_id
+
+        ids.add(end_of_turn_id(template, tokenizer))
+    return ids - {None}
+
+
+def encode_split(cfg: RunConfig, examples: list, tokenizer, template, settings: Settings,
+                 skipped: int, name: str):
+    import datasets
+
+    columns, counts = encode_examples(examples, tokenizer, template, settings,
+                                      cfg.data.skip_invalid, cfg.data.num_proc)
+    ds = datasets.Dataset.from_dict(columns)
+    stats = split_stats(cfg, columns, tokenizer, template, name)
+    stats.update(counts, skipped_invalid=skipped + counts["skipped_invalid"])
+    checks.enforce(stats, name)
+    return ds, stats
+
+
+def split_stats(cfg: RunConfig, data, tokenizer, template, name: str = "train") -> dict:
+    """Token statistics of a split (a datasets.Dataset or its columns dict)."""
+    names = data.column_names if hasattr(data, "column_names") else list(data)
+    if "labels" not in names:
+        return {"examples": len(data) if hasattr(data, "column_names") else
+                len(next(iter(data.values()), []))}
+    batch = cfg.train.batch_size
+    if name == "eval":
+        batch = cfg.train.eval_batch_size or batch
+    return checks.compute(data["input_ids"], data["labels"], batch,
+                          stop_ids(template, tokenizer))
+
+
+def _cache_parts(cfg: RunConfig, tokenizer, template, settings: Settings, examples=None) -> dict:
+    data = cfg.data
+    sources = {}
+    if examples is None:
+        for split in ("train", "eval"):
+            sources[split] = [[p.path, p.format, p.columns, p.weight, p.samples,
+                               cache.source_fingerprint(p.path)] for p in resolve(cfg, split)]
+    else:  # user classes load their own files: fingerprint what they produced
+        sources = {k: [e.to_dict() for e in v or []] for k, v in examples.items()}
+    return {"sources": sources, "format": data.format, "columns": data.columns,
+            "system": data.system, "eval": data.eval if isinstance(data.eval, float) else None,
+            "seed": data.seed, "skip_invalid": data.skip_invalid, "stage": cfg.stage,
+            "settings": settings.__dict__, "template": template,
+            "tokenizer": cache.tokenizer_fingerprint(tokenizer), "code": cache.code_fingerprint()}
+
+
+def build(cfg: RunConfig, tokenizer, template: str | None) -> BuiltData:
+    """Read, convert, encode and check the configured train/eval data (cached)."""
+    settings = Settings.from_config(cfg)
+    if template is not None and cfg.data.format != "text":
+        from lmforge.data.templates import check_template
+
+        check_template(template, tokenizer)
+    splits = None
+    if cfg.data.format == "python":  # user classes load their own files: hash what they gave
+        splits = load_examples(cfg)
+        parts = _cache_parts(cfg, tokenizer, template, settings,
+                             {"train": splits.train, "eval": splits.eval})
+    else:
+        parts = _cache_parts(cfg, tokenizer, template, settings)
+    key = cache.key(parts)  # also the data fingerprint of the run
+    if cfg.data.cache:
+        hit = cache.load(cache.cache_dir(cfg), key)
+        if hit is not None:
+            return _from_cache(cfg, hit, tokenizer, template, key)
+    splits = splits or load_examples(cfg)
+    built = _encode(cfg, splits, tokenizer, template, settings)
+    built.stats.update(cache_hit=False, fingerprint=key)
+    if cfg.data.cache:
+        cache.save(cache.cache_dir(cfg), key, built.train, built.eval, built.eval_examples,
+                   built.stats)
+    return built
+
+
+def _encode(cfg, splits: Splits, tokenizer, template, settings) -> BuiltData:
+    train, stats = encode_split(cfg, splits.train, tokenizer, template, settings,
+                                splits.skipped.get("train", 0), "train")
+    eval_ds = None
+    if splits.eval:
+        eval_ds, stats["eval"] = encode_split(cfg, splits.eval, tokenizer, template, settings,
+                                              splits.skipped.get("eval", 0), "eval")
+    stats.update(_token_facts(tokenizer, template))
+    log.info("train data: %s", checks.summary(stats))
+    return BuiltData(train, eval_ds, splits.eval, stats)
+
+
+def _token_facts(tokenizer, template) -> dict:
+    facts = {"pad_equals_eos": tokenizer.pad_token_id is not None
+             and tokenizer.pad_token_id == tokenizer.eos_token_id}
+    if template:
+        from lmforge.data.templates import end_of_turn_text
+
+        facts["end_of_turn"] = end_of_turn_text(template, tokenizer)
+    return facts
+
+
+_COUNTS = ("zero_trained", "truncated", "dropped", "skipped_invalid", "split_documents")
+
+
+def _from_cache(cfg, hit, tokenizer, template, key: str) -> BuiltData:
+    """Cached datasets; token statistics recomputed (cheap; batch sizes may have changed)."""
+    train, evals, eval_examples, cached = hit
+    stats = dict(cached)
+    stats.update(split_stats(cfg, train, tokenizer, template))
+    stats.update({k: cached[k] for k in _COUNTS if k in cached})
+    if evals is not None:
+        stats["eval"] = split_stats(cfg, evals, tokenizer, template, "eval") | {
+            k: cached["eval"][k] for k in _COUNTS if k in (cached.get("eval") or {})}
+    stats.update(cache_hit=True, fingerprint=key)
+    log.info("data cache hit (%s): reading and tokenization skipped", key)
+    log.info("train data: %s", checks.summary(stats))
+    return BuiltData(train, evals, eval_examples, stats)

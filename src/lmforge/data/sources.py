@@ -1,78 +1,155 @@
-"""Read rows from files: JSON (a list), JSONL, CSV, Parquet, or a saved ``datasets`` directory.
+"""Read rows from files: JSON (a list), JSONL, CSV, Parquet, a saved ``datasets`` directory, or a
+plain directory holding such files.
 
-Every row comes with its location (``file:line`` for JSONL, ``file:row N`` otherwise) so a bad row
-can be named precisely. Nothing here knows about formats or tokenizers.
+Every row comes with its location (``file:line`` for JSON/JSONL/CSV, ``file:row N`` for tables) so
+a bad row can be named precisely. A row that cannot be parsed is yielded as a ``DataError`` instead
+of a record by ``iter_rows``, so the caller decides whether to stop or skip it
+(``data.skip_invalid``); ``read_rows`` raises it. Problems
+with a whole file (missing, unreadable, not a list) always raise. Nothing here knows about formats
+or tokenizers.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from lmforge.errors import DataError
 
-Row = tuple[str, dict[str, Any]]  # (location, record)
+Row = tuple[str, "dict[str, Any] | DataError"]  # (location, record or the reason it is bad)
+_NOT_FOUND_HINT = ("check the path in data.train / data.eval (relative paths are from the current "
+                   "directory)")
+
+
+def bad_row(where: str, reason: str, field: str | None = None) -> DataError:
+    """A DataError for ``where`` = 'file:17' or 'file:row 3' (file and line kept apart)."""
+    file, sep, line = where.rpartition(":")
+    if not sep:
+        return DataError(reason, where, field=field)
+    return DataError(reason, file, int(line) if line.isdigit() else line, field)
+
+
+def _record(where: str, value: Any) -> dict[str, Any] | DataError:
+    if isinstance(value, dict):
+        return value
+    return bad_row(where, f"expected a JSON object, got {type(value).__name__}")
 
 
 def _jsonl(path: Path) -> Iterator[Row]:
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
+            where = f"{path}:{lineno}"
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"is not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                                str(path), lineno) from None
+                yield where, bad_row(where, f"is not valid UTF-8 ({exc.reason} at byte "
+                                            f"{exc.start})")
+                continue
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield where, _record(where, json.loads(line))
             except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON ({exc.msg}, column {exc.colno})",
-                                str(path), lineno) from None
-            if not isinstance(record, dict):
-                raise DataError(f"expected a JSON object, got {type(record).__name__}",
-                                str(path), lineno)
-            yield f"{path}:{lineno}", record
+                yield where, bad_row(where, f"malformed JSON ({exc.msg}, column {exc.colno})")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"is not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                        str(path)) from None
+
+
+def _json_items(path: Path, text: str) -> Iterator[Row]:
+    """Items of a top-level JSON list, each with the line it starts on (raw_decode walk)."""
+    decoder = json.JSONDecoder()
+    i, n = text.index("[") + 1, len(text)
+    line, seen = 1, 0
+    while True:
+        while i < n and text[i] in " \t\r\n,":
+            i += 1
+        if i >= n or text[i] == "]":
+            return
+        line += text.count("\n", seen, i)
+        seen = i
+        try:
+            value, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as exc:  # cannot resynchronise inside a list: stop here
+            raise DataError(f"malformed JSON ({exc.msg})", str(path),
+                            text.count("\n", 0, exc.pos) + 1) from None
+        where = f"{path}:{line}"
+        yield where, _record(where, value)
 
 
 def _json(path: Path) -> Iterator[Row]:
+    text = _read_text(path)
+    if text.lstrip()[:1] == "[":
+        yield from _json_items(path, text)
+        return
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"is not valid UTF-8 ({exc.reason})", str(path)) from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"malformed JSON ({exc.msg})", str(path), exc.lineno) from None
+        first = text.lstrip()[:1]
+        if first == "{" and exc.msg.startswith("Extra data"):
+            yield from _jsonl(path)  # JSON lines saved with a .json name
+            return
+        raise DataError(f"malformed JSON ({exc.msg}, column {exc.colno})", str(path),
+                        exc.lineno) from None
     if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
-        data = next(iter(data.values()))  # {"data": [...]} style files
-    if not isinstance(data, list):
-        raise DataError("expected a JSON list of objects (or JSONL)", str(path))
-    for i, record in enumerate(data):
-        if not isinstance(record, dict):
-            raise DataError(f"expected a JSON object, got {type(record).__name__}",
-                            str(path), i + 1)
-        yield f"{path}:item {i + 1}", record
+        key, items = next(iter(data.items()))  # {"data": [...]} style files
+        for i, record in enumerate(items):
+            where = f"{path}:{key}[{i}]"
+            yield where, _record(where, record)
+        return
+    if isinstance(data, dict):
+        yield f"{path}:1", data  # a single object
+        return
+    raise DataError(f"expected a JSON list of objects (or JSONL), got {type(data).__name__}",
+                    str(path))
 
 
 def _csv(path: Path) -> Iterator[Row]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            for i, record in enumerate(csv.DictReader(handle)):
-                yield f"{path}:{i + 2}", dict(record)  # +2: header is line 1
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                return
+            start = reader.line_num + 1
+            for values in reader:
+                where = f"{path}:{start}"
+                start = reader.line_num + 1
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) != len(header):
+                    yield where, bad_row(where, f"has {len(values)} cells, the header has "
+                                                f"{len(header)}")
+                    continue
+                yield where, dict(zip(header, values))
     except UnicodeDecodeError as exc:
         raise DataError(f"is not valid UTF-8 ({exc.reason})", str(path)) from None
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV ({exc})", str(path)) from None
 
 
 def _table(path: Path) -> Iterator[Row]:
     import datasets
 
-    if path.is_dir():
-        ds = datasets.load_from_disk(str(path))
-        if isinstance(ds, datasets.DatasetDict):
-            ds = ds["train"] if "train" in ds else ds[next(iter(ds))]
-    else:
-        ds = datasets.Dataset.from_parquet(str(path))
+    try:
+        if path.is_dir():
+            ds = datasets.load_from_disk(str(path))
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds["train"] if "train" in ds else ds[next(iter(ds))]
+        else:
+            ds = datasets.Dataset.from_parquet(str(path))
+    except Exception as exc:  # pyarrow / datasets raise many types for unreadable files
+        raise DataError(f"cannot be read as a dataset ({type(exc).__name__}: {exc})",
+                        str(path)) from None
     for i, record in enumerate(ds):
         yield f"{path}:row {i + 1}", dict(record)
 
@@ -80,15 +157,41 @@ def _table(path: Path) -> Iterator[Row]:
 READERS = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _table}
 
 
-def read_rows(path: str | Path) -> Iterator[Row]:
+def is_saved_dataset(p: Path) -> bool:
+    return p.is_dir() and any((p / n).is_file() for n in ("dataset_info.json", "state.json",
+                                                          "dataset_dict.json"))
+
+
+def files_of(path: str | Path) -> list[Path]:
+    """The data files a path stands for: itself, or the supported files in a plain directory."""
     p = Path(path)
     if not p.exists():
-        raise DataError("not found", str(p), hint="check the path in data.train / data.eval "
-                        "(relative paths are from the current directory)")
-    if p.is_dir():
-        return _table(p)
-    reader = READERS.get(p.suffix.lower())
-    if reader is None:
-        raise DataError(f"unsupported file type '{p.suffix}' (use {', '.join(READERS)}, or a "
-                        "saved datasets directory)", str(p))
-    return reader(p)
+        raise DataError("not found", str(p), hint=_NOT_FOUND_HINT)
+    if p.is_dir() and not is_saved_dataset(p):
+        found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in READERS)
+        if not found:
+            raise DataError(f"directory has no data files ({', '.join(READERS)}) and is not a "
+                            "saved datasets directory", str(p))
+        return found
+    return [p]
+
+
+def iter_rows(path: str | Path) -> Iterator[Row]:
+    """(location, record) for every row; a row that cannot be parsed comes as a DataError."""
+    for p in files_of(path):
+        if p.is_dir():
+            yield from _table(p)
+            continue
+        reader = READERS.get(p.suffix.lower())
+        if reader is None:
+            raise DataError(f"unsupported file type '{p.suffix}' (use {', '.join(READERS)}, a "
+                            "directory of such files, or a saved datasets directory)", str(p))
+        yield from reader(p)
+
+
+def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(location, record) for every row; the first unparseable row raises its DataError."""
+    for where, row in iter_rows(path):
+        if isinstance(row, DataError):
+            raise row
+        yield where, row

@@ -1,4 +1,9 @@
-"""Canonical example types every source row is converted to, before any tokenization."""
+"""Canonical example types every source row is converted to, before any tokenization.
+
+``to_dict`` / ``from_dict`` give a JSON-able form (the tokenized-dataset cache stores the eval
+examples that way). Other example types (preference, prompt-only) register themselves in
+``EXAMPLE_TYPES`` so the cache can restore them.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,25 @@ class Conversation:
     def as_list(self) -> list[dict[str, str]]:
         return [dict(m) for m in self.messages]
 
+    @property
+    def system(self) -> str | None:
+        return self.messages[0]["content"] if self.messages[0]["role"] == "system" else None
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        """Everything before the last assistant turn (what a model is asked at inference)."""
+        msgs = self.as_list()
+        return msgs[:-1] if msgs and msgs[-1]["role"] == "assistant" else msgs
+
+    @property
+    def answer(self) -> str:
+        """The last assistant message (the reference answer for generation metrics)."""
+        last = self.messages[-1]
+        return last["content"] if last["role"] == "assistant" else ""
+
+    def to_dict(self) -> dict:
+        return {"type": "conversation", "messages": self.as_list(), "origin": self.origin,
+                "where": self.where}
+
 
 @dataclass(frozen=True)
 class Text:
@@ -26,3 +50,22 @@ class Text:
 
     text: str
     where: str = ""
+    origin: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"type": "text", "text": self.text, "where": self.where, "origin": self.origin}
+
+
+def _conversation(d: dict) -> Conversation:
+    return Conversation(tuple(d["messages"]), d.get("origin") or {}, d.get("where", ""))
+
+
+def _text(d: dict) -> Text:
+    return Text(d["text"], d.get("where", ""), d.get("origin") or {})
+
+
+EXAMPLE_TYPES = {"conversation": _conversation, "text": _text}
+
+
+def from_dict(d: dict):
+    return EXAMPLE_TYPES[d["type"]](d)

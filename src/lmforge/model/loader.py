@@ -1,7 +1,17 @@
-"""Load the tokenizer and the base model described by ``model:`` (the real ``from_pretrained``)."""
+"""Load the tokenizer and the base model described by ``model:`` (the real ``from_pretrained``).
+
+What this adds to ``from_pretrained``: ``builtin:`` names and GGUF files resolve to plain
+safetensors directories (converted once, see ``model/gguf.py``); pickle-only checkpoints and
+models that ship their own code are refused with a message naming the model unless the config
+allows them; ``rope_scaling`` is written into the config's ``rope_parameters`` (transformers 5
+renamed it) before the model is built; flash-attention is checked up front; QLoRA runs get a
+bitsandbytes ``quantization_config`` (pass ``adapter=cfg.adapter``); new special tokens resize
+the embeddings.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -13,8 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def model_dir(cfg: ModelConfig) -> str:
-    """The directory (or hub id) to load from, after resolving ``builtin:`` names."""
-    return resolve(cfg.path)
+    """The directory (or hub id) to load from: ``builtin:`` names resolved, GGUF converted."""
+    from lmforge.model.gguf import converted_dir, gguf_source
+
+    path = resolve(cfg.path)
+    source = gguf_source(path, cfg.gguf_file, cfg.revision)
+    if source is not None:
+        return str(converted_dir(source, cfg.cache_dir))
+    return path
 
 
 def torch_dtype(name: str):
@@ -40,45 +56,146 @@ def check_weights_are_safe(path: str, allow_pickle: bool) -> None:
                          "you trust the source")
 
 
+def _remote_code_error(name: str, modules: list[str]) -> ModelError:
+    what = f" ({', '.join(modules)})" if modules else ""
+    return ModelError(f"model '{name}' ships its own Python code{what}, which runs only with "
+                      "model.trust_remote_code: true",
+                      "read that code first; set model.trust_remote_code: true only if you trust "
+                      "its author")
+
+
+def check_remote_code(path: str, cfg: ModelConfig) -> None:
+    """A local model whose config.json maps classes to its own modules needs trust_remote_code."""
+    if cfg.trust_remote_code:
+        return
+    for file in ("config.json", "tokenizer_config.json"):
+        f = Path(path) / file
+        if not f.is_file():
+            continue
+        auto_map = json.loads(f.read_text(encoding="utf-8")).get("auto_map") or {}
+        refs = [r for v in auto_map.values() for r in (v if isinstance(v, list) else [v]) if r]
+        if refs:
+            mods = sorted({r.split("--")[-1].rsplit(".", 1)[0] + ".py" for r in refs})
+            raise _remote_code_error(cfg.path, mods)
+
+
+def attention_kwargs(cfg: ModelConfig) -> dict:
+    choice = cfg.attn_implementation
+    if choice == "auto":
+        return {}
+    if choice == "flash_attention_2":
+        import importlib.util
+
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ModelError("model.attn_implementation: flash_attention_2 needs a CUDA GPU and "
+                             "none is available", "use attn_implementation: sdpa (or auto)")
+        if importlib.util.find_spec("flash_attn") is None:
+            raise ModelError("model.attn_implementation: flash_attention_2 needs the package "
+                             "'flash-attn', which is not installed",
+                             "pip install flash-attn --no-build-isolation, or use sdpa")
+    return {"attn_implementation": choice}
+
+
+def rope_config(path: str, cfg: ModelConfig):
+    """The model config with ``rope_scaling`` applied, or None when the config asks for none."""
+    if cfg.rope_scaling is None:
+        return None
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code,
+                                        revision=cfg.revision)
+    text = config.get_text_config()
+    old = dict(getattr(text, "rope_parameters", None) or {})
+    if old.get("rope_type", "default") not in ("default", cfg.rope_scaling.type):
+        log.warning("model.rope_scaling replaces the model's own RoPE scaling '%s'",
+                    old["rope_type"])
+    new = {"rope_type": cfg.rope_scaling.type, "factor": float(cfg.rope_scaling.factor),
+           "rope_theta": old.get("rope_theta", getattr(text, "rope_theta", 10000.0))}
+    if "partial_rotary_factor" in old:
+        new["partial_rotary_factor"] = old["partial_rotary_factor"]
+    text.rope_parameters = new
+    log.info("RoPE scaling: %s x%.3g", new["rope_type"], new["factor"])
+    return config
+
+
 def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
     path = model_dir(cfg)
+    check_remote_code(path, cfg)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code,
                                             revision=cfg.revision)
-    except OSError as exc:
-        raise ModelError(f"cannot load a tokenizer from '{cfg.path}': {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise _load_error("a tokenizer", cfg, exc) from exc
     if cfg.new_special_tokens:
-        tok.add_special_tokens({"additional_special_tokens": list(cfg.new_special_tokens)})
+        added = tok.add_special_tokens(
+            {"extra_special_tokens": list(cfg.new_special_tokens)},
+            replace_extra_special_tokens=False)
+        log.info("added %d new special token(s): %s", added, ", ".join(cfg.new_special_tokens))
+    if tok.pad_token is None and tok.eos_token is not None:
+        tok.pad_token = tok.eos_token  # padded positions are masked out of the loss anyway
     return tok
 
 
-def load_model(cfg: ModelConfig, tokenizer=None, **extra):
-    """Load the causal LM in the configured dtype and attention kernel."""
+def _load_error(what: str, cfg: ModelConfig, exc: Exception) -> ModelError:
+    text = str(exc)
+    if "trust_remote_code" in text:
+        return _remote_code_error(cfg.path, [])
+    return ModelError(f"cannot load {what} from '{cfg.path}': {text.splitlines()[0] if text else exc}")
+
+
+def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, **extra):
+    """Load the causal LM in the configured dtype and attention kernel. With ``adapter`` (the
+    run's AdapterConfig) a QLoRA run gets its base quantized by bitsandbytes. ``auto_class``
+    loads another head (AutoModelForSequenceClassification for reward models)."""
     from transformers import AutoModelForCausalLM
+
+    auto_class = auto_class or AutoModelForCausalLM
 
     path = model_dir(cfg)
     check_weights_are_safe(path, cfg.allow_pickle)
-    kwargs = dict(dtype=torch_dtype(cfg.dtype), trust_remote_code=cfg.trust_remote_code,
-                  revision=cfg.revision, use_safetensors=None if cfg.allow_pickle else True)
-    if cfg.attn_implementation != "auto":
-        kwargs["attn_implementation"] = cfg.attn_implementation
+    check_remote_code(path, cfg)
+    dtype = torch_dtype(cfg.dtype)
+    kwargs = dict(dtype=dtype, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision,
+                  use_safetensors=None if cfg.allow_pickle else True)
+    kwargs.update(attention_kwargs(cfg))
+    config = rope_config(path, cfg)
+    if config is not None:
+        kwargs["config"] = config
+    if adapter is not None and adapter.type == "qlora":
+        from lmforge.model.quant import bnb_config
+
+        kwargs["quantization_config"] = bnb_config(adapter.bits, adapter.quant_type,
+                                                   adapter.double_quant, dtype)
     kwargs.update(extra)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model = auto_class.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model '{cfg.path}': {exc}") from exc
+        raise _load_error("model", cfg, exc) from exc
     if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        old = model.get_input_embeddings().weight.shape[0]
         model.resize_token_embeddings(len(tokenizer))
+        model._lmforge_resized = True
+        log.info("resized the embeddings from %d to %d tokens", old, len(tokenizer))
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
+    # remembered so that attach() can reload the base quantized if a caller forgot adapter=
+    model._lmforge_source = (cfg, len(tokenizer) if tokenizer is not None else None)
     return model
 
 
 def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """(trainable, total) parameter counts; 4-bit weights count as the values they hold."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel()
+        if p.__class__.__name__ == "Params4bit":
+            n = n * 2  # two 4-bit values are packed into one uint8 element
+        total += n
+        if p.requires_grad:
+            trainable += n
     return trainable, total

@@ -8,7 +8,14 @@ from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
 
 STAGES: dict[str, str] = {
+    "pt": "lmforge.stages.pt",
     "sft": "lmforge.stages.sft",
+    "rm": "lmforge.stages.rm",
+    "dpo": "lmforge.stages.dpo",
+    "kto": "lmforge.stages.kto",
+    "orpo": "lmforge.stages.orpo",
+    "ppo": "lmforge.stages.ppo",
+    "grpo": "lmforge.stages.grpo",
 }
 
 

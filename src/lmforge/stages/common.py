@@ -23,7 +23,9 @@ def setup_torch(cfg: RunConfig) -> None:
     # TensorBoard events go to <output_dir>/logs (transformers 5 reads this variable)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(cfg.train.output_dir) / "logs")
     from transformers import set_seed
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # per-shard/per-load tqdm bars; training has a rich bar
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     set_seed(cfg.train.seed)
@@ -39,8 +41,8 @@ def resume_checkpoint(cfg: RunConfig) -> str | None:
 
         out = Path(cfg.train.output_dir)
         last = get_last_checkpoint(str(out)) if out.is_dir() else None
-        if last:
-            log.info("resuming from %s", last)
+        if not last:
+            log.info("train.resume: auto found no checkpoint in %s; starting fresh", out)
         return last
     if not Path(resume).is_dir():
         raise ConfigError(f"train.resume: checkpoint '{resume}' not found")
@@ -56,30 +58,61 @@ def log_parameters(model) -> dict[str, int]:
     return {"trainable_parameters": trainable, "total_parameters": total}
 
 
-def save_final(trainer, tokenizer, template: str, out: Path) -> None:
-    """Final model (or adapter) + tokenizer with the chat template used + generation config."""
-    trainer.save_model(str(out))
-    tokenizer.chat_template = template
-    tokenizer.save_pretrained(str(out))
+def end_of_turn_ids(tokenizer, template: str | None) -> list[int]:
+    """Token ids that end an assistant turn under ``template`` (e.g. <|im_end|>, <|eot_id|>),
+    then the tokenizer's EOS: generation stops at whichever comes first."""
+    ids: list[int] = []
+    if template:
+        from lmforge.data.templates import end_of_turn_id
+
+        eot = end_of_turn_id(template, tokenizer)
+        ids += [eot] if eot is not None else []
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def save_final(trainer, tokenizer, template: str | None, out: Path) -> None:
+    """Final model (or adapter) + tokenizer with the chat template used + generation config whose
+    eos is the template's end-of-turn token (serving then renders and stops like training)."""
     model = trainer.model
+    config = getattr(model, "config", None)
+    if config is not None:
+        config.use_cache = True  # off for training (packing); inference wants it
+    trainer.save_model(str(out))
+    if template:
+        tokenizer.chat_template = template
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out))
     gen = getattr(model, "generation_config", None)
-    if gen is not None:
-        gen.eos_token_id = tokenizer.eos_token_id
+    if gen is not None and trainer.is_world_process_zero():
+        eos = end_of_turn_ids(tokenizer, template)
+        gen.eos_token_id = eos[0] if len(eos) == 1 else eos
         gen.pad_token_id = tokenizer.pad_token_id
         gen.save_pretrained(str(out))
+    if config is not None:
+        config.use_cache = False
 
 
 def finish(trainer, train_output, out: Path, extra: dict | None = None) -> RunResult:
-    metrics = dict(train_output.metrics)
+    """metrics.json (train_loss, eval_loss, train_runtime, train_tokens_per_second, ...) and
+    loss.png with the train and eval curves."""
+    metrics = {k: v for k, v in train_output.metrics.items()
+               if k not in ("train_samples_per_second", "train_steps_per_second")}
     metrics["train_loss"] = train_output.training_loss
     history = trainer.state.log_history
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     if evals:
         metrics["eval_loss"] = evals[-1]
         metrics["eval_perplexity"] = math.exp(min(evals[-1], 50))
+    if hasattr(trainer, "total_trained_tokens"):
+        tokens = trainer.total_trained_tokens()
+        runtime = metrics.get("train_runtime") or 0.0
+        metrics["train_tokens"] = tokens
+        metrics["train_tokens_per_second"] = tokens / runtime if runtime > 0 else 0.0
     metrics.update(extra or {})
     metrics["global_step"] = trainer.state.global_step
     if trainer.is_world_process_zero():
         write_metrics(out, metrics)
         plot_curves(history, out / "loss.png", title=f"{out.name}: loss")
-    return RunResult(out, metrics)
+    return RunResult(out, metrics, list(history))

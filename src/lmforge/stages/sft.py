@@ -1,9 +1,12 @@
-"""Stage ``sft``: supervised fine-tuning on conversations (labels only on trained spans)."""
+"""Stage ``sft``: supervised fine-tuning on conversations (labels only on trained spans).
+
+Runs on transformers' Trainer (trl's SFTTrainer would re-tokenize; our pipeline already produced
+ids and proven label masks). ``train_lm`` is the whole workflow, shared with stage ``pt``.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 
 from lmforge.config.run import RunConfig
 from lmforge.stages.result import RunResult
@@ -11,39 +14,50 @@ from lmforge.stages.result import RunResult
 log = logging.getLogger(__name__)
 
 
-def run(cfg: RunConfig) -> RunResult:
-    from transformers import Trainer
-
+def train_lm(cfg: RunConfig, template: str | None, tokenizer,
+             method_kwargs: dict | None = None) -> RunResult:
+    """Data -> model -> Trainer -> train (resume) -> final save -> metrics.json + loss.png."""
     from lmforge.data import pipeline
-    from lmforge.data.collate import PadCollator
-    from lmforge.data.encode import IGNORE
-    from lmforge.data.templates import resolve_template
-    from lmforge.model.adapters import attach
-    from lmforge.model.loader import load_model, load_tokenizer
     from lmforge.stages import common
+    from lmforge.stages import trainer as T
     from lmforge.stages.args import build_arguments
     from lmforge.utils.rundir import write_run_files
 
     out = write_run_files(cfg)
+    data = pipeline.build(cfg, tokenizer, template)
+    model = T.prepare_model(cfg, tokenizer)
+    counts = common.log_parameters(model)
+    train_ds, eval_ds, collator = T.prepare_data(cfg, data, tokenizer, model)
+    args = build_arguments(cfg, has_eval=eval_ds is not None, method_kwargs=method_kwargs)
+    hooks = T.eval_hooks(cfg)
+    callbacks = hooks.callbacks(cfg, tokenizer, template, data.eval_examples) if hooks else []
+    trainer = T.build_trainer(cfg, model, args, train_ds, eval_ds, collator, tokenizer,
+                              callbacks=callbacks)
+    output = T.train(trainer, cfg)
+    extra = dict(counts, train_examples=len(data.train), train_rows=len(train_ds))
+    if hooks:
+        extra.update(hooks.finalize(trainer, cfg, out) or {})
+    if eval_ds is not None and not _evaluated_at_end(trainer):
+        trainer.evaluate()
+    common.save_final(trainer, tokenizer, template, out)
+    return common.finish(trainer, output, out, extra)
+
+
+def _evaluated_at_end(trainer) -> bool:
+    steps = [h.get("step") for h in trainer.state.log_history if "eval_loss" in h]
+    return bool(steps) and steps[-1] == trainer.state.global_step
+
+
+def run(cfg: RunConfig) -> RunResult:
+    from lmforge.data.templates import resolve_template
+    from lmforge.model.loader import load_tokenizer
+    from lmforge.stages import common
+
     common.setup_torch(cfg)
     tokenizer = load_tokenizer(cfg.model)
     template = resolve_template(cfg.model.template, tokenizer)
-    data = pipeline.build(cfg, tokenizer, template)
-    train_ds, eval_ds = data.train, data.eval
-    args = build_arguments(cfg, has_eval=eval_ds is not None)
-    model = attach(load_model(cfg.model, tokenizer), cfg.adapter)
-    counts = common.log_parameters(model)
-    trained_tokens = sum(sum(1 for x in lab if x != IGNORE) for lab in train_ds["labels"])
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      data_collator=PadCollator(tokenizer.pad_token_id),
-                      processing_class=tokenizer)
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=common.resume_checkpoint(cfg))
-    elapsed = time.perf_counter() - start
-    if eval_ds is not None:
-        trainer.evaluate()
-    common.save_final(trainer, tokenizer, template, out)
-    epochs_done = trainer.state.epoch or 0
-    extra = dict(counts, train_examples=len(train_ds),
-                 train_tokens_per_second=trained_tokens * epochs_done / max(elapsed, 1e-9))
-    return common.finish(trainer, result, out, extra)
+    method = cfg.method()
+    kwargs = {}
+    if method.neftune_noise_alpha is not None:
+        kwargs["neftune_noise_alpha"] = method.neftune_noise_alpha
+    return train_lm(cfg, template, tokenizer, kwargs)

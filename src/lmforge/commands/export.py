@@ -1,0 +1,52 @@
+"""lmforge export: turn a run (or adapter) into one artifact: merged model, quantized model, or
+adapter, with tokenizer, chat template, generation config and a model card."""
+
+from __future__ import annotations
+
+HELP = "export a run or adapter: merge LoRA/DoRA/AdaLoRA into the base, quantize, or copy"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("source", metavar="RUN_OR_ADAPTER_DIR",
+                        help="a run directory (lmforge train output), a checkpoint, a peft adapter "
+                        "or a model directory")
+    parser.add_argument("--out", required=True, help="output directory (new or empty)")
+    parser.add_argument("--merge", action="store_true",
+                        help="merge the adapter into the base and save a standalone model")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16",
+                                                            "float16"],
+                        help="weights dtype of the export (auto: the base model's)")
+    parser.add_argument("--quantize", type=int, choices=[4, 8],
+                        help="save the merged model quantized with bitsandbytes (4 or 8 bits)")
+    parser.add_argument("--dequantize", action="store_true",
+                        help="QLoRA runs: load the base unquantized to merge into it")
+    parser.add_argument("--base", help="base model path, overriding the run's model.path / the "
+                        "adapter's base_model_name_or_path")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args) -> int:
+    import json
+
+    from lmforge.export.merge import export
+    from lmforge.utils.logs import setup
+
+    setup()
+    result = export(args.source, args.out, merge=args.merge, dtype=args.dtype,
+                    quantize=args.quantize, dequantize=args.dequantize, base=args.base)
+    if args.json:
+        print(json.dumps(dict(result.info, out=str(result.out), messages=result.messages),
+                         indent=2))
+        return 0
+    for note in result.messages:
+        print(f"note: {note}")
+    what = "merged model" if result.merged else result.artifact
+    if result.info.get("quantized_bits"):
+        what += f" ({result.info['quantized_bits']}-bit)"
+    print(f"exported {what} to {result.out}")
+    if result.artifact == "model":
+        print(f"  load: AutoModelForCausalLM.from_pretrained('{result.out}')")
+    else:
+        print(f"  load: PeftModel.from_pretrained(base, '{result.out}')  (base: "
+              f"{result.info['base']})")
+    return 0

@@ -1,0 +1,116 @@
+"""Batch prediction to JSONL, resumable, with optional majority voting.
+
+Each output line is one input: ``index`` (its position in the input file, the resume key),
+``input`` (the chat sent), ``prediction`` (text), ``answer`` (extracted with the answer pattern),
+``reference`` when the input had one, and with ``votes > 1`` the ``votes`` counts and the
+``samples``. Records are appended and flushed one by one; a rerun skips every index already in the
+output (a line cut off by an interrupt is dropped first), so nothing finished is redone.
+
+With votes, each input is sampled on its own with seed ``seed + index``: its answer does not
+depend on batching or on where a previous run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Sequence
+
+from lmforge.config.eval import GenerationConfig
+from lmforge.eval.inputs import Item
+
+log = logging.getLogger(__name__)
+
+
+def done_indices(path: Path) -> set[int]:
+    """Indices already written; drops a trailing partial line left by an interrupt."""
+    if not path.is_file():
+        return set()
+    data = path.read_bytes()
+    keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
+    if len(keep) != len(data):
+        log.warning("%s: dropping an incomplete last line (interrupted run)", path)
+        path.write_bytes(keep)
+    done = set()
+    for n, line in enumerate(keep.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            done.add(int(json.loads(line)["index"]))
+        except (ValueError, KeyError, TypeError):
+            from lmforge.errors import DataError
+
+            raise DataError("is not a prediction record of lmforge predict (no 'index')",
+                            str(path), n, hint="write to a new --output file") from None
+    return done
+
+
+def _record(item: Item, text: str, answer: str | None, extra: dict) -> dict:
+    rec = {"index": item.index, "input": item.messages, "prediction": text, "answer": answer}
+    if item.reference is not None:
+        rec["reference"] = item.reference
+    if item.origin:
+        rec["origin"] = item.origin
+    rec.update(extra)
+    return rec
+
+
+def _voted(engine, item: Item, gen: GenerationConfig, votes: int, pattern: str | None) -> dict:
+    from lmforge.eval.answers import extract, vote
+    from lmforge.infer.engine import options
+
+    g = options(gen, do_sample=True, num_return_sequences=votes,
+                seed=(gen.seed or 0) + item.index)
+    comp = engine.generate([item.messages], g, logprobs=True)[0]
+    texts = [c.text for c in comp.choices]
+    answers = [extract(t, pattern) for t in texts]
+    v = vote(answers, [c.logprob for c in comp.choices])
+    samples = [{"text": t, "answer": a, "logprob": c.logprob}
+               for t, a, c in zip(texts, answers, comp.choices)]
+    return _record(item, texts[v.index], v.answer, {"votes": v.counts, "samples": samples})
+
+
+def _plain(engine, items: Sequence[Item], gen: GenerationConfig,
+           pattern: str | None) -> list[dict]:
+    from lmforge.eval.answers import extract
+    from lmforge.infer.engine import options
+
+    g = options(gen, num_return_sequences=1,
+                seed=None if gen.seed is None else gen.seed + items[0].index)
+    comps = engine.generate([i.messages for i in items], g)
+    return [_record(i, c.text, extract(c.text, pattern) if pattern else None, {})
+            for i, c in zip(items, comps)]
+
+
+def predict(engine, items: Sequence[Item], output: Path, gen: GenerationConfig,
+            votes: int = 1, pattern: str | None = None,
+            progress: Callable[[int], None] | None = None) -> dict:
+    """Write predictions for the items not yet in ``output``; returns counts."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done = done_indices(output)
+    todo = [i for i in items if i.index not in done]
+    if done:
+        log.info("%s: %d input(s) already done, %d to go", output, len(items) - len(todo),
+                 len(todo))
+        if progress is not None:
+            progress(len(items) - len(todo))
+    with output.open("a", encoding="utf-8") as f:
+        def write(rec: dict) -> None:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            f.flush()
+
+        if votes > 1:
+            for item in todo:
+                write(_voted(engine, item, gen, votes, pattern))
+                if progress is not None:
+                    progress(1)
+        else:
+            step = max(1, engine.batch_size)
+            for start in range(0, len(todo), step):
+                chunk = todo[start:start + step]
+                for rec in _plain(engine, chunk, gen, pattern):
+                    write(rec)
+                if progress is not None:
+                    progress(len(chunk))
+    return {"inputs": len(items), "skipped": len(items) - len(todo), "written": len(todo)}

@@ -1,0 +1,277 @@
+"""ChatEngine: one object that renders chats with the model's training template and generates.
+
+Everything that talks to a model goes through it: ``lmforge eval``/``predict``, evaluation during
+training (on the live model), multiple-choice scoring, and later chat / web UI / the API server.
+
+- ``generate(chats)``: batched (prompts sorted by length, left padding), stops at the template's
+  end-of-turn token or EOS, ``num_return_sequences`` answers per chat, optional log-probabilities.
+- ``complete(texts)``: the same for raw prompt strings (no template).
+- ``stream(chat)``: text pieces as they are generated (transformers' TextIteratorStreamer).
+- ``loglikelihood(pairs)``: log-probabilities of given continuations (choices, vote tie-breaks).
+
+Log-probabilities are the model's own (temperature 1, no top-p/k) and are computed by one scoring
+pass over prompt + answer instead of keeping every step's logits during generation, which would
+cost steps x batch x vocab floats. Calls are serialised by a lock (one model, many threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+from lmforge.config.eval import GenerationConfig
+
+
+@dataclass
+class Choice:
+    text: str
+    token_ids: list[int]
+    finish_reason: str  # "stop" (end-of-turn/EOS) or "length"
+    logprob: float | None = None  # mean log-probability per generated token (stop token included)
+
+
+@dataclass
+class Completion:
+    prompt_tokens: int
+    choices: list[Choice] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].text
+
+
+def options(gen: GenerationConfig | None = None, **overrides) -> GenerationConfig:
+    """Generation settings: ``gen`` (or the defaults) with ``overrides`` applied, validated."""
+    base = gen.model_dump() if gen is not None else {}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return GenerationConfig.model_validate(base)
+
+
+class ChatEngine:
+    def __init__(self, model, tokenizer, template: str | None, name: str = "model", batch_size: int = 8,
+                 max_prompt_tokens: int | None = None):
+        self.model, self.tokenizer, self.template, self.name = model, tokenizer, template, name
+        self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
+        self.stop_ids = self._stop_ids()
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
+            else self.stop_ids[0]
+        self.lock = threading.RLock()
+
+    @classmethod
+    def load(cls, path: str, adapter: str | None = None, template: str | None = None,
+             dtype: str | None = None, **kwargs) -> "ChatEngine":
+        from lmforge.infer.loading import load
+
+        loaded = load(path, adapter=adapter, template=template, dtype=dtype)
+        engine = cls(loaded.model, loaded.tokenizer, loaded.template, loaded.name, **kwargs)
+        engine.run_config = loaded.run_config
+        return engine
+
+    run_config = None  # the RunConfig the model was trained with, when loaded from a run
+
+    def with_template(self, template: str | None) -> "ChatEngine":
+        """Use another chat template (e.g. a fine-tuned model's, to compare its base fairly)."""
+        self.template = template
+        self.stop_ids = self._stop_ids()
+        return self
+
+    def _stop_ids(self) -> list[int]:
+        from lmforge.stages.common import end_of_turn_ids
+
+        ids = list(end_of_turn_ids(self.tokenizer, self.template))
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        for extra in (eos if isinstance(eos, list) else [eos]):
+            if extra is not None and extra not in ids:
+                ids.append(extra)
+        return ids
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    # ---- prompts ---------------------------------------------------------------------------
+    def render(self, messages: list[dict]) -> str:
+        """The prompt text of a chat, ending where the assistant's answer starts."""
+        from lmforge.data.prompts import render_prompt
+
+        if self.template is None:
+            from lmforge.errors import ModelError
+
+            raise ModelError(f"{self.name} has no chat template, so chats cannot be rendered",
+                             "pass a built-in template (--template chatml, ...)")
+        return render_prompt(list(messages), self.template, self.tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of rendered text (the template wrote the special tokens, as in training)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self.max_prompt_tokens and len(ids) > self.max_prompt_tokens:
+            ids = ids[-self.max_prompt_tokens:]
+        return ids
+
+    # ---- generation ------------------------------------------------------------------------
+    def generate(self, chats: Sequence[list[dict]], gen: GenerationConfig | None = None,
+                 logprobs: bool = False, progress: Callable[[int], None] | None = None,
+                 **overrides) -> list[Completion]:
+        """One Completion per chat, in input order."""
+        return self.complete([self.render(c) for c in chats], gen, logprobs, progress,
+                             **overrides)
+
+    def complete(self, prompts: Sequence[str], gen: GenerationConfig | None = None,
+                 logprobs: bool = False, progress: Callable[[int], None] | None = None,
+                 **overrides) -> list[Completion]:
+        """Like ``generate`` for already rendered prompt strings."""
+        g = options(gen, **overrides)
+        ids = [self.encode(p) for p in prompts]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out: list[Completion | None] = [None] * len(ids)
+        with self.lock, _eval_mode(self.model):
+            if g.seed is not None:
+                from transformers import set_seed
+
+                set_seed(g.seed)
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                results = self._generate_batch([ids[i] for i in chunk], g, logprobs)
+                for i, result in zip(chunk, results):
+                    out[i] = result
+                if progress is not None:
+                    progress(len(chunk))
+        return out  # type: ignore[return-value]
+
+    def _kwargs(self, g: GenerationConfig) -> dict:
+        import copy
+
+        config = copy.deepcopy(self.model.generation_config)
+        sampling = dict(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k or None) \
+            if g.do_sample else dict(temperature=None, top_p=None, top_k=None)
+        config.update(max_new_tokens=g.max_new_tokens, do_sample=g.do_sample,
+                      num_return_sequences=g.num_return_sequences,
+                      repetition_penalty=g.repetition_penalty, eos_token_id=self.stop_ids,
+                      pad_token_id=self.pad_id, use_cache=True, max_length=None, **sampling)
+        return {"generation_config": config}
+
+    def _left_pad(self, rows: list[list[int]]):
+        import torch
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            if r:
+                ids[i, width - len(r):] = torch.tensor(r)
+                mask[i, width - len(r):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _generate_batch(self, rows: list[list[int]], g: GenerationConfig,
+                        logprobs: bool) -> list[Completion]:
+        import torch
+
+        input_ids, mask = self._left_pad(rows)
+        with torch.no_grad():
+            seqs = self.model.generate(input_ids=input_ids, attention_mask=mask, **self._kwargs(g))
+        new = seqs[:, input_ids.shape[1]:].tolist()
+        n = g.num_return_sequences
+        out = []
+        for i, prompt in enumerate(rows):
+            choices = [self._choice(t) for t in new[i * n:(i + 1) * n]]
+            if logprobs:
+                scores = self.loglikelihood([(prompt, c.token_ids) for c in choices])
+                for c, s in zip(choices, scores):
+                    c.logprob = sum(s) / len(s) if s else 0.0
+            out.append(Completion(len(prompt), choices))
+        return out
+
+    def _choice(self, tokens: list[int]) -> Choice:
+        stop = set(self.stop_ids)
+        cut = next((k for k, t in enumerate(tokens) if t in stop), None)
+        kept = tokens if cut is None else tokens[:cut + 1]
+        body = kept if cut is None else kept[:-1]
+        text = self.tokenizer.decode(body, skip_special_tokens=True)
+        return Choice(text, kept, "length" if cut is None else "stop")
+
+    def stream(self, messages: list[dict], gen: GenerationConfig | None = None,
+               **overrides) -> Iterator[str]:
+        """Text pieces of one answer as they are generated."""
+        from transformers import TextIteratorStreamer
+
+        g = options(gen, **overrides)
+        if g.num_return_sequences != 1:
+            raise ValueError("stream() produces one answer: num_return_sequences must be 1")
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
+                                        skip_special_tokens=True)
+        input_ids, mask = self._left_pad([self.encode(self.render(messages))])
+        errors: list[BaseException] = []
+
+        def work():
+            try:
+                with self.lock, _eval_mode(self.model):
+                    if g.seed is not None:
+                        from transformers import set_seed
+
+                        set_seed(g.seed)
+                    self.model.generate(input_ids=input_ids, attention_mask=mask,
+                                        streamer=streamer, **self._kwargs(g))
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        for piece in streamer:
+            if piece:
+                yield piece
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    # ---- scoring ---------------------------------------------------------------------------
+    def loglikelihood(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """Per-token log-probabilities of each continuation given its prompt (token ids)."""
+        out: list[list[float]] = []
+        with self.lock, _eval_mode(self.model):
+            for start in range(0, len(pairs), self.batch_size):
+                out += self._score_batch(pairs[start:start + self.batch_size])
+        return out
+
+    def _score_batch(self, pairs) -> list[list[float]]:
+        import torch
+
+        rows = [list(p) + list(c) for p, c in pairs]
+        keep = max(len(c) for _, c in pairs) + 1
+        input_ids, mask = self._left_pad(rows)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            try:
+                logits = self.model(input_ids=input_ids, attention_mask=mask,
+                                    position_ids=positions, logits_to_keep=keep).logits
+            except TypeError:  # a model without logits_to_keep
+                logits = self.model(input_ids=input_ids, attention_mask=mask,
+                                    position_ids=positions).logits
+        logp = torch.log_softmax(logits[:, -keep:].float(), dim=-1)
+        out = []
+        for i, (_, cont) in enumerate(pairs):
+            n = len(cont)
+            if n == 0:
+                out.append([])
+                continue
+            # logits at position t predict token t+1: the continuation's tokens are the last n
+            steps = logp[i, keep - 1 - n:keep - 1]
+            target = torch.tensor(cont, device=steps.device).unsqueeze(-1)
+            out.append(steps.gather(-1, target).squeeze(-1).tolist())
+        return out
+
+
+class _eval_mode:
+    """Put a model in eval mode for inference and restore training mode afterwards."""
+
+    def __init__(self, model):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self):
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        if self.was_training:
+            self.model.train()

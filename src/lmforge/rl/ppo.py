@@ -1,0 +1,150 @@
+"""The PPO loop, one iteration at a time: generate -> score -> train.
+
+``PPO.step(prompts)`` samples one completion per prompt, scores it (reward functions and/or a
+reward model), turns the score into per-token rewards with a KL penalty to the reference policy,
+estimates advantages with GAE, then runs ``ppo_epochs`` passes of clipped policy + value updates
+over mini-batches of the rollout. The maths lives in lmforge.rl.functional; this file is only the
+order of operations, kept readable on purpose (trl 1.x no longer ships a PPO trainer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from lmforge.rl import functional as F
+from lmforge.rl.rollout import Batch, forward, generation_config, sample
+
+
+@dataclass
+class Rollout:
+    batch: Batch
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+class PPO:
+    def __init__(self, policy, value_head, tokenizer, rewards, method, optimizer, scheduler,
+                 device, eos_ids: list[int], max_grad_norm: float, mini_batch_size: int,
+                 ref_policy=None, critic_backbone=None, seed: int = 0):
+        self.policy, self.value_head, self.tokenizer = policy, value_head, tokenizer
+        self.rewards, self.m, self.device = rewards, method, device
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.eos_ids, self.max_grad_norm = eos_ids, max_grad_norm
+        self.mini_batch_size = mini_batch_size
+        self.ref_policy, self.critic_backbone = ref_policy, critic_backbone
+        self.gen_config = generation_config(method, tokenizer, eos_ids)
+        self.kl_ctl = F.AdaptiveKLController(method.kl_coef, method.target_kl, method.kl_horizon)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    # --- rollout -----------------------------------------------------------------------------
+    def _reference(self):
+        """The reference policy: a frozen copy, or the policy with its adapter switched off."""
+        if self.ref_policy is not None:
+            return self.ref_policy, contextlib.nullcontext()
+        return self.policy, self.policy.disable_adapter()
+
+    def _forward(self, batch: Batch, with_entropy: bool = False):
+        return forward(self.policy, batch, self.m.temperature, self.value_head,
+                       self.critic_backbone, with_entropy)
+
+    def _scores(self, batch: Batch, prompts: list[str], columns: dict) -> tuple[torch.Tensor, dict]:
+        lengths = batch.mask.sum(-1).tolist()
+        completion_ids = [batch.response[i, :n].tolist() for i, n in enumerate(lengths)]
+        completions = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+        totals, means = self.rewards(prompts, completions, completion_ids, columns)
+        raw = torch.tensor(totals, dtype=torch.float32, device=self.device)
+        ended = torch.isin(batch.response.gather(1, F.last_index(batch.mask)[:, None]).squeeze(1),
+                           torch.tensor(self.eos_ids, device=self.device))
+        scores = raw.clone()
+        if self.m.missing_eos_penalty:
+            scores = scores - self.m.missing_eos_penalty * (~ended).float()
+        if self.m.reward_clip:
+            scores = scores.clamp(-self.m.reward_clip, self.m.reward_clip)
+        if self.m.whiten_rewards and len(scores) > 1:
+            scores = (scores - scores.mean()) / (scores.std() + 1e-8)
+        stats = {"reward_mean": raw.mean().item(), "reward_std": raw.std().item()
+                 if len(raw) > 1 else 0.0, "completions/mean_length": float(sum(lengths)) /
+                 len(lengths), "completions/ended": ended.float().mean().item(), **means}
+        self.last_completions = completions
+        return scores, stats
+
+    @torch.no_grad()
+    def rollout(self, prompt_ids: list[list[int]], prompts: list[str],
+                columns: dict[str, list]) -> tuple[Rollout, dict]:
+        self.policy.eval()
+        batch = sample(self.policy, prompt_ids, self.gen_config, self.tokenizer.pad_token_id,
+                       self.eos_ids, self.device)
+        scores, stats = self._scores(batch, prompts, columns)
+        logprobs, values, entropy = self._forward(batch, with_entropy=True)
+        model, ctx = self._reference()
+        with ctx:
+            ref_logprobs, _, _ = forward(model, batch, self.m.temperature)
+        rewards, kl = F.shape_rewards(scores, logprobs, ref_logprobs, batch.mask,
+                                      self.kl_ctl.value, self.m.kl_estimator)
+        advantages, returns = F.gae(rewards, values, batch.mask, self.m.gamma, self.m.lam)
+        if self.m.whiten_advantages:
+            advantages = F.whiten(advantages, batch.mask)
+        kl_per_seq = kl.sum(-1).mean().item()
+        stats.update({"kl": kl_per_seq, "kl_coef": self.kl_ctl.value,
+                      "entropy": F.masked_mean(entropy, batch.mask).item(),
+                      "value/mean": F.masked_mean(values, batch.mask).item()})
+        self.kl_ctl.update(kl_per_seq, len(prompt_ids))
+        return Rollout(batch, logprobs, values, advantages, returns), stats
+
+    # --- optimisation ------------------------------------------------------------------------
+    def _minibatches(self, n: int):
+        order = torch.randperm(n, generator=self.generator)
+        for i in range(0, n, self.mini_batch_size):
+            yield order[i:i + self.mini_batch_size].to(self.device)
+
+    def _parameters(self):
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
+
+    def update(self, ro: Rollout) -> dict:
+        self.policy.train()
+        sums: dict[str, float] = {}
+        count = 0
+        for _ in range(self.m.ppo_epochs):
+            for idx in self._minibatches(ro.batch.input_ids.shape[0]):
+                mb = ro.batch.select(idx)
+                logprobs, values, _ = self._forward(mb)
+                pg, pstats = F.policy_loss(logprobs, ro.logprobs[idx], ro.advantages[idx],
+                                           mb.mask, self.m.clip_range)
+                vf, vstats = F.value_loss(values, ro.values[idx], ro.returns[idx], mb.mask,
+                                          self.m.clip_range_value)
+                loss = pg + self.m.vf_coef * vf
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(self._parameters(), self.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                step = {"loss": loss.item(), "policy/loss": pg.item(), "value/loss": vf.item(),
+                        **pstats, **vstats}
+                for k, v in step.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+        stats = {k: v / max(count, 1) for k, v in sums.items()}
+        stats["learning_rate"] = self.scheduler.get_last_lr()[0]
+        return stats
+
+    def step(self, prompt_ids: list[list[int]], prompts: list[str],
+             columns: dict[str, list]) -> dict:
+        ro, stats = self.rollout(prompt_ids, prompts, columns)
+        stats.update(self.update(ro))
+        return stats
+
+    @torch.no_grad()
+    def evaluate(self, prompt_ids: list[list[int]], prompts: list[str],
+                 columns: dict[str, list]) -> dict:
+        """Mean reward of fresh samples on held-out prompts (no update)."""
+        self.policy.eval()
+        batch = sample(self.policy, prompt_ids, self.gen_config, self.tokenizer.pad_token_id,
+                       self.eos_ids, self.device)
+        _, stats = self._scores(batch, prompts, columns)
+        return {f"eval_{k}": v for k, v in stats.items()}

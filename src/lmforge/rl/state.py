@@ -1,0 +1,141 @@
+"""Everything a PPO run needs to stop and continue exactly: the prompt order, checkpoints with
+weights + optimizer + scheduler + RNG + history, and loading them back.
+
+A checkpoint is ``checkpoint-<step>/`` holding the policy as ``save_pretrained`` writes it (a full
+model or an adapter: export and inference accept it), ``critic/`` (value head, and the separate
+critic's backbone), ``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth`` and ``ppo_state.json``.
+It is written to a temporary name and renamed, so a crash never leaves a half checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+STATE = "ppo_state.json"
+
+
+class PromptSampler:
+    """Batches of prompt indices: a seeded shuffle per epoch, resumable from (epoch, position)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int = 0, position: int = 0):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.position = epoch, position
+        self._order = self._shuffle()
+
+    def _shuffle(self) -> list[int]:
+        order = list(range(self.n))
+        random.Random(self.seed * 100003 + self.epoch).shuffle(order)
+        return order
+
+    def next(self) -> list[int]:
+        out: list[int] = []
+        while len(out) < self.batch_size:
+            if self.position >= self.n:
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._shuffle()
+            take = self._order[self.position:self.position + self.batch_size - len(out)]
+            out += take
+            self.position += len(take)
+        return out
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+
+def is_peft(model) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
+
+
+def save_module(model, out: Path) -> None:
+    model.save_pretrained(str(out), safe_serialization=True)
+
+
+def load_module_weights(model, folder: Path) -> None:
+    """Load weights written by ``save_module`` into an already built model of the same shape."""
+    from safetensors.torch import load_file
+
+    if is_peft(model):
+        from peft import set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+
+        set_peft_model_state_dict(model, load_peft_weights(str(folder)))
+        return
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        from transformers.modeling_utils import load_sharded_checkpoint
+
+        load_sharded_checkpoint(model, str(folder), strict=False)
+        return
+    missing, unexpected = model.load_state_dict(load_file(str(folder / "model.safetensors")),
+                                                strict=False)
+    tied = {k for k in missing if "lm_head" in k or "embed" in k}
+    if unexpected or set(missing) - tied:
+        raise RuntimeError(f"checkpoint {folder} does not match the model (missing "
+                           f"{sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
+
+
+def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbone, optimizer,
+                    scheduler, generator, state: dict, limit: int | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    final = out_dir / f"checkpoint-{step}"
+    tmp = out_dir / f".checkpoint-{step}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_module(policy, tmp)
+    (tmp / "critic").mkdir()
+    save_file({k: v.contiguous() for k, v in value_head.state_dict().items()},
+              str(tmp / "critic" / "value_head.safetensors"))
+    if critic_backbone is not None:
+        save_module(critic_backbone, tmp / "critic")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    rng = {"torch": torch.get_rng_state(), "python": random.getstate(),
+           "minibatch": generator.get_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, tmp / "rng_state.pth")
+    (tmp / STATE).write_text(json.dumps(dict(state, global_step=step), indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    if limit:
+        _rotate(out_dir, limit)
+    return final
+
+
+def _rotate(out_dir: Path, limit: int) -> None:
+    found = sorted((int(p.name.split("-")[1]), p) for p in out_dir.glob("checkpoint-*")
+                   if p.name.split("-")[1].isdigit())
+    for _, path in found[:-limit]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path, policy, value_head, critic_backbone, optimizer, scheduler,
+                    generator) -> dict:
+    """Restore weights, optimizer, scheduler and RNG; returns the saved loop state."""
+    from safetensors.torch import load_file
+
+    state_file = folder / STATE
+    if not state_file.is_file():
+        from lmforge.errors import ConfigError
+
+        raise ConfigError(f"train.resume: {folder} is not a PPO checkpoint (no {STATE})")
+    load_module_weights(policy, folder)
+    value_head.load_state_dict(load_file(str(folder / "critic" / "value_head.safetensors")))
+    if critic_backbone is not None:
+        load_module_weights(critic_backbone, folder / "critic")
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    rng = torch.load(folder / "rng_state.pth", weights_only=True)
+    torch.set_rng_state(rng["torch"])
+    generator.set_state(rng["minibatch"])
+    random.setstate(rng["python"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return json.loads(state_file.read_text())

@@ -1,0 +1,50 @@
+"""Stage ``dpo``: direct preference optimisation on trl's DPOTrainer, with every loss trl offers
+(``dpo.loss``: sigmoid, ipo, hinge, robust, ...). The reference is the frozen base model; with a
+peft adapter it is the policy with the adapter disabled (no second copy in memory), and
+``dpo.reference_model`` names a different one."""
+
+from __future__ import annotations
+
+from lmforge.config.run import RunConfig
+from lmforge.stages.result import RunResult
+
+CURVES = {"margins.png": ("rewards/margins", "eval_rewards/margins"),
+          "accuracy.png": ("rewards/accuracies", "eval_rewards/accuracies")}
+
+
+def build_args(cfg: RunConfig, has_eval: bool):
+    from trl import DPOConfig
+
+    from lmforge.stages.args import build_arguments
+    from lmforge.stages.preference_common import trl_kwargs
+
+    m = cfg.method()
+    return build_arguments(cfg, has_eval, cls=DPOConfig, method_kwargs=dict(
+        trl_kwargs(cfg, DPOConfig), beta=m.beta, loss_type=m.loss if isinstance(m.loss, list) else [m.loss],
+        loss_weights=m.loss_weights, label_smoothing=m.label_smoothing,
+        max_length=cfg.data.max_length, precompute_ref_log_probs=m.precompute_ref_log_probs))
+
+
+def run(cfg: RunConfig) -> RunResult:
+    from trl import DPOTrainer
+
+    from lmforge.data.preference_build import pairs_dataset
+    from lmforge.stages import common
+    from lmforge.stages import preference_common as pc
+    from lmforge.stages.preference_data import load_records
+    from lmforge.stages.trainer import build_trainer
+
+    out, tokenizer, template = pc.prepare(cfg)
+    train, evals, stats = load_records(cfg, tokenizer, template, "pair")
+    args = build_args(cfg, has_eval=evals is not None)
+    m = cfg.method()
+    policy, reference = pc.policy_and_reference(cfg, tokenizer, m.reference_model,
+                                                need_reference=not m.precompute_ref_log_probs)
+    counts = common.log_parameters(policy)
+    trainer = build_trainer(cfg, policy, args, pairs_dataset(train, tokenizer),
+                            pairs_dataset(evals, tokenizer) if evals else None, None, tokenizer,
+                            cls=DPOTrainer, ref_model=reference)
+    pc.use_disabled_adapter_as_reference(trainer, cfg)
+    extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
+    return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
+                    summarize="rewards/margins")

@@ -1,0 +1,98 @@
+"""Stage ``grpo``: group relative policy optimisation on trl's GRPOTrainer.
+
+Prompts (``data.format: prompt``) are rendered with the run's chat template; every other column of
+a row reaches the reward functions as a keyword argument (trl's convention:
+``f(prompts, completions, completion_ids, **columns) -> list[float]``). Rewards come from
+``grpo.reward_functions`` (built-ins from lmforge.rewards or ``module:function``) and/or a reward
+model, weighted. ``train.batch_size`` counts completions: ``batch_size / num_generations`` prompts
+per step. Generation runs in transformers (no vLLM), so it works on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lmforge.config.run import RunConfig
+from lmforge.errors import ConfigError
+from lmforge.stages.result import RunResult
+
+log = logging.getLogger(__name__)
+
+CURVES = {"reward.png": ("reward", "eval_reward")}
+
+
+def build_args(cfg: RunConfig, has_eval: bool, weights: list[float] | None = None):
+    from trl import GRPOConfig
+
+    from lmforge.stages.args import build_arguments
+    from lmforge.stages.preference_common import trl_kwargs
+
+    m = cfg.method()
+    per_step = cfg.train.batch_size * cfg.train.grad_accum
+    eval_batch = cfg.train.eval_batch_size or cfg.train.batch_size
+    problems = []
+    if per_step % m.num_generations:
+        problems.append(f"train.batch_size: batch_size x grad_accum ({per_step}) counts "
+                        f"completions and must be a multiple of grpo.num_generations "
+                        f"({m.num_generations})")
+    if has_eval and eval_batch % m.num_generations:
+        problems.append(f"train.eval_batch_size: {eval_batch} must be a multiple of "
+                        f"grpo.num_generations ({m.num_generations})")
+    if problems:
+        raise ConfigError(problems)
+    return build_arguments(cfg, has_eval, cls=GRPOConfig, method_kwargs=dict(
+        trl_kwargs(cfg, GRPOConfig), num_generations=m.num_generations,
+        max_completion_length=m.max_new_tokens, temperature=m.temperature, top_p=m.top_p,
+        top_k=m.top_k, beta=m.beta, epsilon=m.epsilon, num_iterations=m.num_iterations,
+        loss_type=m.loss, scale_rewards=m.scale_rewards, reward_weights=weights,
+        mask_truncated_completions=m.mask_truncated_completions, use_vllm=False,
+        log_completions=False))
+
+
+def prompt_dataset(examples: list, template: str, tokenizer):
+    """prompt (rendered) + the rows' extra columns, for GRPOTrainer."""
+    import datasets
+
+    from lmforge.data.prompts import prompt_text, strip_auto_bos
+
+    keys = sorted({k for e in examples for k in e.extras} - {"prompt"})
+    cols = {"prompt": [strip_auto_bos(prompt_text(e.messages, template, tokenizer), tokenizer)
+                       for e in examples]}
+    for k in keys:
+        cols[k] = [e.extras.get(k) for e in examples]
+    try:
+        return datasets.Dataset.from_dict(cols)
+    except (TypeError, ValueError) as exc:  # arrow: a column with mixed types
+        raise ConfigError(f"data: the extra columns of the prompt rows cannot form a table "
+                          f"({exc}); give each column one type") from None
+
+
+def run(cfg: RunConfig) -> RunResult:
+    from trl import GRPOTrainer
+
+    from lmforge.data.prompts import PromptExample
+    from lmforge.model.adapters import callbacks as adapter_callbacks
+    from lmforge.rewards.combine import configured_rewards
+    from lmforge.stages import common
+    from lmforge.stages import preference_common as pc
+    from lmforge.stages.preference_data import load_examples
+    from lmforge.stages.trainer import extra_callbacks, replace_progress
+
+    out, tokenizer, template = pc.prepare(cfg)
+    m = cfg.method()
+    train, evals = load_examples(cfg, lambda ex: ex, (PromptExample,), "prompt")
+    rewards = configured_rewards(m)
+    args = build_args(cfg, evals is not None, [r.weight for r in rewards])
+    policy, _ = pc.policy_and_reference(cfg, tokenizer, need_reference=False)
+    policy.generation_config.eos_token_id = common.end_of_turn_ids(tokenizer, template)
+    policy.generation_config.pad_token_id = tokenizer.pad_token_id
+    counts = common.log_parameters(policy)
+    trainer = GRPOTrainer(model=policy, reward_funcs=[r.function for r in rewards], args=args,
+                          train_dataset=prompt_dataset(train, template, tokenizer),
+                          eval_dataset=prompt_dataset(evals, template, tokenizer) if evals
+                          else None, processing_class=tokenizer,
+                          callbacks=adapter_callbacks(policy, cfg.adapter) + extra_callbacks)
+    replace_progress(trainer)
+    pc.use_disabled_adapter_as_reference(trainer, cfg)
+    extra = dict(counts, train_examples=len(train))
+    return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES, summarize="reward")

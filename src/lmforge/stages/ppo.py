@@ -1,0 +1,184 @@
+"""Stage ``ppo``: lmforge's own PPO (trl 1.x has none) — see lmforge.rl for the loop and maths.
+
+Models: the policy (base + the configured adapter); the reference policy is the same model with
+its adapter disabled when there is a peft adapter (no second copy), else a frozen copy of the
+base; the critic is a value head on the policy's hidden states, or a separate backbone + head.
+One iteration = ``train.batch_size`` prompts -> one completion each -> ``ppo.ppo_epochs`` passes of
+mini-batch updates. ``train.max_steps`` counts iterations (default: epochs over the prompts).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from lmforge.config.run import RunConfig
+from lmforge.errors import ConfigError
+from lmforge.stages.result import RunResult
+
+log = logging.getLogger(__name__)
+
+
+def build_args(cfg: RunConfig, has_eval: bool):
+    """TrainingArguments for optimizer/scheduler settings (and to check train.extra early)."""
+    from lmforge.stages.args import build_arguments
+
+    args = build_arguments(cfg, has_eval)
+    if args.fp16:
+        raise ConfigError("train.precision: fp16 is not supported by stage ppo; use bf16 or fp32")
+    return args
+
+
+def load_prompt_sets(cfg: RunConfig, tokenizer, template: str):
+    """(train, eval or None, stats): prompts rendered with the template and tokenized."""
+    from lmforge.data.prompts import PromptExample, prompt_text
+    from lmforge.rl.driver import PromptSet, prompt_stats, tokenize_prompts
+    from lmforge.stages.preference_data import load_examples
+
+    m = cfg.method()
+    max_prompt = cfg.data.max_source_length or max(8, cfg.data.max_length - m.max_new_tokens)
+    train, evals = load_examples(cfg, lambda ex: ex, (PromptExample,), "prompt")
+    sets, stats = [], {}
+    for name, examples in (("train", train), ("eval", evals)):
+        if not examples:
+            sets.append(None)
+            continue
+        texts = [prompt_text(e.messages, template, tokenizer) for e in examples]
+        ids, truncated = tokenize_prompts(texts, tokenizer, max_prompt)
+        stats[name] = prompt_stats(examples, ids, truncated)
+        sets.append(PromptSet(ids, texts, [e.extras for e in examples]))
+    log.info("prompts: %s", stats)
+    return sets[0], sets[1], stats
+
+
+def _no_dropout(model) -> None:
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def build_models(cfg: RunConfig, tokenizer, device):
+    """(policy, reference or None, value head, separate critic backbone or None)."""
+    from lmforge.model.adapters import attach
+    from lmforge.model.loader import load_model
+    from lmforge.rl.rollout import ValueHead
+    from lmforge.rl.state import is_peft
+
+    policy = attach(load_model(cfg.model, tokenizer), cfg.adapter).to(device)
+    _no_dropout(policy)
+    reference = None
+    if not is_peft(policy):
+        reference = load_model(cfg.model, tokenizer).to(device).eval().requires_grad_(False)
+    backbone = None
+    if cfg.method().critic == "separate":
+        backbone = attach(load_model(cfg.model, tokenizer), cfg.adapter).to(device)
+        _no_dropout(backbone)
+    hidden = policy.get_input_embeddings().weight.shape[1]
+    head = ValueHead(getattr(policy.config, "hidden_size", hidden)).to(device)
+    return policy, reference, head, backbone
+
+
+def _optimizer(args, modules, total_updates: int):
+    from transformers import Trainer, get_scheduler
+
+    params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args)
+    optimizer = cls([{"params": params, "weight_decay": args.weight_decay}], **kwargs)
+    scheduler = get_scheduler(args.lr_scheduler_type, optimizer,
+                              num_warmup_steps=args.get_warmup_steps(total_updates),
+                              num_training_steps=total_updates)
+    return optimizer, scheduler
+
+
+def eos_ids(tokenizer, model) -> list[int]:
+    """End-of-turn ids: the tokenizer's EOS and whatever the model's generation config lists."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(model, "generation_config", None)
+    extra = getattr(gen, "eos_token_id", None)
+    ids.update(extra if isinstance(extra, list) else [extra])
+    return sorted(i for i in ids if i is not None)
+
+
+def iterations(cfg: RunConfig, n_prompts: int) -> int:
+    if cfg.train.max_steps > 0:
+        return cfg.train.max_steps
+    return max(1, math.ceil(n_prompts / cfg.train.batch_size * cfg.train.epochs))
+
+
+def run(cfg: RunConfig) -> RunResult:
+    from lmforge.data.templates import resolve_template
+    from lmforge.model.loader import load_tokenizer
+    from lmforge.rewards.combine import RewardSet, configured_rewards
+    from lmforge.rl.driver import run_loop
+    from lmforge.rl.ppo import PPO
+    from lmforge.stages import common
+    from lmforge.utils.rundir import write_run_files
+
+    out = write_run_files(cfg)
+    common.setup_torch(cfg)
+    m = cfg.method()
+    tokenizer = load_tokenizer(cfg.model)
+    template = resolve_template(cfg.model.template, tokenizer)
+    train, evals, data_stats = load_prompt_sets(cfg, tokenizer, template)
+    args = build_args(cfg, has_eval=evals is not None)
+    device = args.device
+    rewards = RewardSet(configured_rewards(m, device))
+    policy, reference, head, backbone = build_models(cfg, tokenizer, device)
+    counts = common.log_parameters(policy)
+    total = iterations(cfg, len(train.ids))
+    mini = m.mini_batch_size or cfg.train.batch_size
+    updates = total * m.ppo_epochs * math.ceil(cfg.train.batch_size / mini)
+    optimizer, scheduler = _optimizer(args, [policy, head, backbone], updates)
+    ppo = PPO(policy, head, tokenizer, rewards, m, optimizer, scheduler, device,
+              eos_ids(tokenizer, policy), cfg.train.max_grad_norm, mini, reference, backbone,
+              cfg.train.seed)
+    history, seconds = run_loop(ppo, train, evals, cfg, out, total,
+                                common.resume_checkpoint(cfg), cfg.eval.max_samples)
+    save_final(ppo, tokenizer, template, out)
+    return finish(out, history, seconds, dict(counts, **flatten(data_stats)))
+
+
+def flatten(stats: dict) -> dict:
+    return {f"data_{split}_{k}": v for split, s in stats.items() for k, v in s.items()
+            if isinstance(v, (int, float))}
+
+
+def save_final(ppo, tokenizer, template: str, out: Path) -> None:
+    """The policy as save_pretrained writes it (what export and inference load), the tokenizer
+    with the chat template used, a generation config that stops at end of turn; critic/ aside."""
+    from safetensors.torch import save_file
+
+    ppo.policy.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(str(out))
+    gen = getattr(ppo.policy, "generation_config", None)
+    if gen is not None:
+        gen.eos_token_id = ppo.eos_ids if len(ppo.eos_ids) > 1 else ppo.eos_ids[0]
+        gen.pad_token_id = tokenizer.pad_token_id
+        gen.save_pretrained(str(out))
+    (out / "critic").mkdir(exist_ok=True)
+    save_file({k: v.contiguous() for k, v in ppo.value_head.state_dict().items()},
+              str(out / "critic" / "value_head.safetensors"))
+    if ppo.critic_backbone is not None:
+        ppo.critic_backbone.save_pretrained(str(out / "critic"), safe_serialization=True)
+
+
+def finish(out: Path, history: list[dict], seconds: float, extra: dict) -> RunResult:
+    from lmforge.stages.preference_common import reward_summary, write_results
+
+    metrics = {"train_runtime": seconds, "global_step": history[-1]["step"] if history else 0}
+    losses = [h["loss"] for h in history if "loss" in h]
+    if losses:
+        metrics["train_loss"] = sum(losses) / len(losses)
+    metrics.update(reward_summary(history, "reward_mean"))
+    for key in ("eval_reward_mean", "kl"):
+        last = [h[key] for h in history if key in h]
+        if last:
+            metrics[key] = last[-1]
+    metrics.update(extra)
+    write_results(out, history, metrics, curves={"reward.png": ("reward_mean",
+                                                                "eval_reward_mean")})
+    return RunResult(out, metrics, history)

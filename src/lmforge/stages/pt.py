@@ -1,0 +1,25 @@
+"""Stage ``pt``: (continued) pretraining on raw text -- causal LM loss on every token.
+
+Documents are encoded by the pipeline (format ``text``, EOS appended when ``pt.add_eos``);
+``data.packing: true`` (typical) packs them into blocks, long documents cut into block-sized
+pieces. No chat template is involved; the tokenizer is saved with its own.
+"""
+
+from __future__ import annotations
+
+from lmforge.config.run import RunConfig
+from lmforge.errors import ConfigError
+from lmforge.stages.result import RunResult
+
+
+def run(cfg: RunConfig) -> RunResult:
+    from lmforge.model.loader import load_tokenizer
+    from lmforge.stages import common
+    from lmforge.stages.sft import train_lm
+
+    if cfg.data.format != "text":
+        raise ConfigError(f"data.format: stage pt trains on raw text; use format 'text' (got "
+                          f"'{cfg.data.format}'), or stage sft for conversations")
+    common.setup_torch(cfg)
+    tokenizer = load_tokenizer(cfg.model)
+    return train_lm(cfg, None, tokenizer)

@@ -1,0 +1,191 @@
+"""Trainer plumbing every stage shares: model preparation, collator choice (padded or packed),
+a Trainer with lmforge's callbacks and honest trained-token counting, training with resume.
+
+A stage does: ``model = prepare_model(cfg, tokenizer)``; ``train, eval, collator =
+prepare_data(cfg, data, tokenizer, model)``; ``trainer = build_trainer(...)``;
+``output = train(trainer, cfg)``; then ``common.save_final`` and ``common.finish``.
+Any Trainer subclass (trl's included) works: ``build_trainer(..., cls=DPOTrainer)``.
+
+Trainer writes ``training_args.bin`` (a pickle, via torch.save) into every checkpoint; we leave it
+for now (resume needs nothing from it) -- a later robustness issue replaces it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from lmforge.config.run import RunConfig
+from lmforge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+
+# callbacks added to every trainer built here (plugins, tests that interrupt a run)
+extra_callbacks: list = []
+
+
+def count_trained_tokens(inputs: dict) -> int:
+    """Tokens that contribute to the loss in one batch: causal LMs predict labels[1:]."""
+    labels = inputs.get("labels")
+    if labels is not None and hasattr(labels, "ndim") and labels.ndim == 2:
+        return int((labels[:, 1:] != IGNORE).sum())
+    mask = inputs.get("attention_mask")
+    if mask is not None:
+        return int(mask.sum())
+    ids = inputs.get("input_ids")
+    return int(ids.numel()) if ids is not None else 0
+
+
+class TokenCountingMixin:
+    """Counts the trained tokens of every batch that really goes through a training step (batches
+    skipped on resume are not counted), for an honest ``train_tokens_per_second``."""
+
+    trained_tokens: int = 0
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.trained_tokens += count_trained_tokens(inputs)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def total_trained_tokens(self) -> int:
+        """Summed over processes in distributed runs."""
+        if self.args.world_size <= 1:
+            return self.trained_tokens
+        import torch
+
+        count = torch.tensor(self.trained_tokens, device=self.args.device)
+        return int(self.accelerator.reduce(count, reduction="sum").item())
+
+
+@functools.cache
+def trainer_class(base=None):
+    """``base`` (transformers' Trainer by default) with trained-token counting mixed in."""
+    if base is None:
+        from transformers import Trainer as base
+    return type(f"Lmforge{base.__name__}", (TokenCountingMixin, base), {})
+
+
+def prepare_model(cfg: RunConfig, tokenizer):
+    """Load the base model and attach the adapter; the KV cache is off while training (with it
+    on, transformers ignores packed position ids and packed examples attend to each other)."""
+    from lmforge.model.adapters import attach
+    from lmforge.model.loader import load_model
+
+    model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter), cfg.adapter)
+    if getattr(model, "config", None) is not None:
+        model.config.use_cache = False
+    return model
+
+
+def attention_kind(model) -> str:
+    config = getattr(model, "config", None)
+    return str(getattr(config, "_attn_implementation", None) or "")
+
+
+def prepare_data(cfg: RunConfig, data, tokenizer, model=None):
+    """(train, eval, collator) from the pipeline's BuiltData: packed blocks when data.packing,
+    otherwise padded batches."""
+    from lmforge.data.collate import PackedCollator, PadCollator
+
+    if not cfg.data.packing:
+        return data.train, data.eval, PadCollator(tokenizer.pad_token_id)
+    from lmforge.data.packing import pack_dataset
+
+    train, _ = pack_dataset(data.train, cfg.data.max_length, "train")
+    evals = pack_dataset(data.eval, cfg.data.max_length, "eval")[0] if data.eval else None
+    flash = "flash" in attention_kind(model) if model is not None else False
+    return train, evals, PackedCollator(tokenizer.pad_token_id, flash_varlen=flash)
+
+
+def check_packing_safe(cfg: RunConfig, trainer) -> None:
+    """Refuse a packed run whose model would build a plain causal mask (see data/packing.py)."""
+    if not cfg.data.packing:
+        return
+    if getattr(trainer.args, "use_cache", False):
+        raise ConfigError("train.extra.use_cache: true cannot be combined with data.packing: with "
+                          "a KV cache transformers ignores packed position ids and packed "
+                          "examples attend to each other")
+    config = getattr(trainer.model, "config", None)
+    if config is not None:
+        config.use_cache = False
+
+
+def replace_progress(trainer) -> None:
+    """Swap the tqdm progress callback for the rich one (rank-0 output only)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    from lmforge.stages.callbacks import RichProgress
+
+    trainer.remove_callback(ProgressCallback)
+    try:
+        from transformers.utils.notebook import NotebookProgressCallback
+
+        trainer.remove_callback(NotebookProgressCallback)
+    except ImportError:
+        pass
+    if not trainer.args.disable_tqdm:
+        trainer.add_callback(RichProgress())
+
+
+def before_reporters(trainer, callbacks: list) -> None:
+    """Run the stage's callbacks right after DefaultFlowCallback, before the reporters
+    (TensorBoard, ...): metrics they add to a log entry are then recorded too."""
+    from transformers.trainer_callback import DefaultFlowCallback
+
+    handler = trainer.callback_handler
+    ours = [c for c in handler.callbacks if any(c is x for x in callbacks)]
+    rest = [c for c in handler.callbacks if not any(c is x for x in callbacks)]
+    at = next((i + 1 for i, c in enumerate(rest) if isinstance(c, DefaultFlowCallback)), 0)
+    handler.callbacks = rest[:at] + ours + rest[at:]
+
+
+def build_trainer(cfg: RunConfig, model, args, train_dataset, eval_dataset, collator, tokenizer,
+                  callbacks=(), cls=None, **kwargs):
+    """The Trainer (or ``cls``, e.g. a trl trainer) with lmforge's callbacks; ``callbacks`` run
+    before the reporting integrations, ``extra_callbacks`` last."""
+    from lmforge.model.adapters import callbacks as adapter_callbacks
+
+    cls = trainer_class(cls)
+    trainer = cls(model=model, args=args, train_dataset=train_dataset,
+                  eval_dataset=eval_dataset, data_collator=collator, processing_class=tokenizer,
+                  callbacks=list(callbacks) + adapter_callbacks(model, cfg.adapter)
+                  + list(extra_callbacks), **kwargs)
+    before_reporters(trainer, list(callbacks))
+    replace_progress(trainer)
+    check_packing_safe(cfg, trainer)
+    return trainer
+
+
+def train(trainer, cfg: RunConfig):
+    """Train, resuming from train.resume (optimizer, scheduler, RNG and data position)."""
+    from lmforge.stages.common import resume_checkpoint
+
+    checkpoint = resume_checkpoint(cfg)
+    if checkpoint:
+        log.info("resuming from %s", checkpoint)
+    return trainer.train(resume_from_checkpoint=checkpoint)
+
+
+def eval_hooks(cfg: RunConfig):
+    """``lmforge.eval.training`` (generation metrics during training, best checkpoint, early
+    stopping) when the config asks for it and the module exists; None otherwise. The module
+    defines ``callbacks(cfg, tokenizer, template, eval_examples) -> list[TrainerCallback]`` and
+    ``finalize(trainer, cfg, out_dir) -> dict`` (called after training, before the final save,
+    so it may swap in the best weights; its dict is merged into metrics.json)."""
+    if not (cfg.eval.during_training or cfg.eval.best_metric):
+        return None
+    import importlib
+
+    try:
+        module = importlib.import_module("lmforge.eval.training")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("lmforge.eval.training", "lmforge.eval"):
+            raise
+        log.warning("eval.during_training / eval.best_metric are set but this build has no "
+                    "lmforge.eval.training; training without them")
+        return None
+    if not (hasattr(module, "callbacks") and hasattr(module, "finalize")):
+        log.warning("lmforge.eval.training lacks callbacks()/finalize(); training without them")
+        return None
+    return module
