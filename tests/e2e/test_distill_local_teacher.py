@@ -1,12 +1,11 @@
 """End to end: the tiny model (through the ChatEngine) is the teacher of a synthetic task from
-examples/distill/make_task.py; then `lmforge train` runs sft on the printed data: block."""
+examples/distill/make_task.py; then stage sft trains on the printed data: block."""
 
 from __future__ import annotations
 
 import json
 import math
 import runpy
-from pathlib import Path
 
 import yaml
 
@@ -42,17 +41,17 @@ def test_local_teacher_distils_then_sft_trains_on_the_output(tmp_path, tiny_mode
         assert by_id[p["id"]]["response"] == completion.text.strip()
         assert by_id[p["id"]]["origin"] == p and by_id[p["id"]]["system"] == "Think, then answer."
 
+    # the printed data: block is all a run config needs to train on the output
+    from lmforge import stages
+    from lmforge.config import validate
+
     block = yaml.safe_load(res.stdout[res.stdout.index("data:"):])
-    train = tmp_path / "sft.yaml"
-    train.write_text(yaml.safe_dump({
+    result = stages.run(validate({
         "stage": "sft", "model": {"path": "builtin:tiny-llama"}, "adapter": {"type": "full"},
         "data": {**block["data"], "max_length": 96},
         "train": {"output_dir": str(tmp_path / "run"), "max_steps": 3, "batch_size": 2,
                   "learning_rate": 1e-3, "report_to": ["none"], "save_steps": 100,
                   "logging_steps": 1}}))
-    res = run_cli("train", str(train), timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads((result.output_dir / "metrics.json").read_text())
     assert metrics["train_examples"] == len(rows) and metrics["global_step"] == 3
     assert math.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
-    assert Path(tmp_path / "run" / "lmforge_config.yaml").is_file()

@@ -126,3 +126,25 @@ def test_predict_votes_majority_and_resume(run, tmp_path):
     again = [json.loads(x) for x in pred.read_text().splitlines()]
     assert [r["index"] for r in again] == [0, 1, 2] and again[0]["prediction"] == "SENTINEL"
     assert again[1:] == recs[1:]  # seeded per input: the same answers after a resume
+
+
+def test_eval_from_a_run_config_and_a_data_file_with_compare(run, tmp_path, tiny_model_dir):
+    from lmforge.cli import main
+
+    out, _ = run
+    # run args: the config's output_dir is evaluated on its data.eval
+    assert main(["eval", str(out / "lmforge_config.yaml"), "--metrics", "accuracy",
+                 "--max-samples", "2", "--output-dir", str(tmp_path / "a"),
+                 "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "a" / "eval_metrics.json").read_text())
+    assert summary["examples"] == 2 and summary["metrics"]["accuracy"] == 1.0
+    # a plain model on a file, side by side with the fine-tuned run
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"is {w} a word", "response": "yes"}
+                                              for w in WORDS[4:7]])
+    assert main(["eval", "--model", str(tiny_model_dir), "--data-file", str(data),
+                 "--metrics", "accuracy,exact_match", "--compare", str(out),
+                 "--output-dir", str(tmp_path / "b"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "b" / "eval_metrics.json").read_text())
+    assert summary["metrics"]["accuracy"] == 0.0  # the random base never says "yes"
+    assert summary["base"]["metrics"] == {"accuracy": 1.0, "exact_match": 1.0}
+    assert (tmp_path / "b" / "base_predictions.jsonl").is_file()

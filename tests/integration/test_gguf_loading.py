@@ -14,17 +14,16 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("gguf", reason="GGUF support needs the 'gguf' package (extra: gguf)")
-
-_NAMES = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-          "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+_NAMES = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q",
+          "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+          "self_attn.o_proj": "attn_output",
           "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
           "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
 
 
 def _gguf_name(hf: str) -> str:
-    top = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-           "lm_head.weight": "output.weight"}
+    top = {"model.embed_tokens.weight": "token_embd.weight",
+           "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
     if hf in top:
         return top[hf]
     _, _, i, rest = hf.split(".", 3)
@@ -34,7 +33,8 @@ def _gguf_name(hf: str) -> str:
 
 def _permute(w, n_head):
     """llama.cpp's q/k row order (transformers' GGUF loader undoes it)."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    rows = w.shape[0] // n_head // 2
+    return w.reshape(n_head, 2, rows, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def write_tiny_gguf(model_dir: Path, out: Path) -> Path:

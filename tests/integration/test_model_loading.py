@@ -1,5 +1,6 @@
 """``model:`` options reach the loaded model: dtype, RoPE scaling, special tokens, quantization,
-gradient checkpointing; unsafe or impossible requests are refused with a message naming the model."""
+gradient checkpointing; unsafe or impossible requests are refused with a message naming the
+model."""
 
 from __future__ import annotations
 

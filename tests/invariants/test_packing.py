@@ -170,3 +170,23 @@ def test_packing_with_kv_cache_requested_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="use_cache"):
         T.build_trainer(cfg, _model(tiny_model_dir, "sdpa"), args, None, None,
                         PackedCollator(0), None)
+
+
+def test_model_that_ignores_packed_positions_is_refused(tiny_model_dir, tmp_path):
+    """The pre-training probe catches a model whose attention ignores packed position ids."""
+    from lmforge.config import validate
+    from lmforge.data.packing import isolation_error
+    from lmforge.errors import ConfigError
+    from lmforge.stages import trainer as T
+    from lmforge.stages.args import build_arguments
+
+    model = _model(tiny_model_dir, "eager")
+    assert isolation_error(model) < 1e-3
+    forward = model.forward
+    model.forward = lambda *a, position_ids=None, **k: forward(*a, **k)  # drops them
+    assert isolation_error(model) > 0.5
+    cfg = validate({"model": {"path": str(tiny_model_dir)}, "data": {"packing": True},
+                    "train": {"output_dir": str(tmp_path), "report_to": ["none"]}})
+    with pytest.raises(ConfigError, match="ignores packed position ids"):
+        T.build_trainer(cfg, model, build_arguments(cfg, has_eval=False), None, None,
+                        PackedCollator(0), None)

@@ -1,11 +1,12 @@
-"""Training invariants through the real sft stage on the tiny model (CPU, fp32, dropout 0).
+"""Training invariants through the real sft stage on the tiny model (CPU, fp32).
 
-- gradient accumulation: batch 8 x accum 1 and batch 2 x accum 4 give the same loss trajectory
-  (within 1e-4) although the micro-batches hold different numbers of trained tokens: the Trainer
-  normalises by the trained-token count of the whole accumulated batch (num_items_in_batch);
-- resume: a run interrupted after step k and resumed (train.resume: auto) ends with the same
-  weights as an uninterrupted run (within 1e-6), so optimizer, scheduler, RNG and data position
-  were all restored.
+- gradient accumulation (full model, no dropout): batch 8 x accum 1 and batch 2 x accum 4 give
+  the same loss trajectory (within 1e-4) although the micro-batches hold different numbers of
+  trained tokens: the Trainer normalises by the trained-token count of the whole accumulated
+  batch (num_items_in_batch);
+- resume (full, and LoRA with its dropout on so the RNG state matters): a run interrupted after
+  step k and resumed (train.resume: auto) ends with the same weights as an uninterrupted run
+  (within 1e-6), so optimizer, scheduler, RNG and data position were all restored.
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ def data_file(tmp_path_factory):
     return write_jsonl(tmp_path_factory.mktemp("inv") / "train.jsonl", rows)
 
 
-def _cfg(tiny_model_dir, data_file, out, **train):
+def _cfg(tiny_model_dir, data_file, out, adapter="full", **train):
     from lmforge.config import validate
 
     base = {"output_dir": str(out), "learning_rate": 3e-3, "lr_scheduler": "cosine",
             "warmup_ratio": 0.1, "logging_steps": 1, "save_steps": 1000, "report_to": ["none"],
-            "seed": 7}
+            "seed": 7, "num_threads": 1}
     base.update(train)
     return validate({"stage": "sft", "model": {"path": str(tiny_model_dir)},
-                     "adapter": {"type": "full"},
+                     "adapter": {"type": adapter},  # lora: dropout 0.05, so RNG matters
                      "data": {"train": str(data_file), "format": "alpaca", "max_length": 64},
                      "train": base})
 
@@ -49,7 +50,9 @@ def _losses(result) -> dict[int, float]:
 def _weights(path):
     from safetensors.torch import load_file
 
-    return load_file(str(path / "model.safetensors"))
+    name = "model.safetensors" if (path / "model.safetensors").is_file() else \
+        "adapter_model.safetensors"
+    return load_file(str(path / name))
 
 
 def test_grad_accumulation_matches_full_batch(tiny_model_dir, data_file, tmp_path):
@@ -68,12 +71,14 @@ def test_grad_accumulation_matches_full_batch(tiny_model_dir, data_file, tmp_pat
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-4
 
 
-def test_resume_ends_with_the_same_weights(tiny_model_dir, data_file, tmp_path, monkeypatch):
+@pytest.mark.parametrize("adapter", ["full", "lora"])
+def test_resume_ends_with_the_same_weights(tiny_model_dir, data_file, tmp_path, monkeypatch,
+                                           adapter):
     from lmforge.stages import run
     from lmforge.stages import trainer as T
     from lmforge.stages.callbacks import StopAtStep
 
-    kw = dict(batch_size=4, max_steps=12, save_steps=5)  # 8 steps per epoch: crosses an epoch
+    kw = dict(adapter=adapter, batch_size=4, max_steps=12, save_steps=5)  # 8 steps per epoch: crosses an epoch
     straight = run(_cfg(tiny_model_dir, data_file, tmp_path / "straight", **kw))
 
     out = tmp_path / "interrupted"

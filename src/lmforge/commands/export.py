@@ -31,7 +31,13 @@ def run(args) -> int:
     from lmforge.export.merge import export
     from lmforge.utils.logs import setup
 
-    setup()
+    if args.json:  # keep stdout pure JSON: logs go to stderr
+        import logging
+        import sys
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
+    else:
+        setup()
     result = export(args.source, args.out, merge=args.merge, dtype=args.dtype,
                     quantize=args.quantize, dequantize=args.dequantize, base=args.base)
     if args.json:

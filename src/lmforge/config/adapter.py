@@ -21,8 +21,8 @@ class AdapterConfig(Section):
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
     target_modules: str | list[str] = Field("all-linear", description="modules that get LoRA: "
                                             "'all-linear' or a list of names like [q_proj, v_proj]")
-    modules_to_save: list[str] = Field(default_factory=list,
-                                       description="modules trained fully and saved with the adapter")
+    modules_to_save: list[str] = Field(default_factory=list, description="modules trained fully "
+                                       "and saved with the adapter")
     use_dora: bool = Field(False, description="weight-decomposed LoRA (DoRA)")
     use_rslora: bool = Field(False, description="rank-stabilised LoRA scaling alpha/sqrt(r)")
     bits: Literal[4, 8] = Field(4, description="QLoRA: quantize the base to 4 or 8 bits")

@@ -3,7 +3,8 @@
 Requests from the record workers are gathered into batches: whatever is waiting (at most
 ``distill.concurrency`` requests, since that many slots exist) is generated together, up to
 ``teacher.local.batch_size`` chats per ``ChatEngine.generate`` call, in a worker thread so that the
-event loop keeps collecting the next batch. Greedy decoding when temperature is 0.
+event loop keeps collecting the next batch. Greedy decoding when temperature is 0; stop strings
+are the engine's (generation ends at the first one).
 """
 
 from __future__ import annotations
@@ -13,12 +14,6 @@ from collections import Counter
 
 from lmforge.config.distill import DistillConfig
 from lmforge.distill.teachers import Sample, make_sample
-
-
-def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
-    # the engine stops at end-of-turn tokens only; stop strings are applied to the text
-    cuts = [text.find(s) for s in stops if s and s in text]
-    return (text[:min(cuts)], True) if cuts else (text, False)
 
 
 class LocalTeacher:
@@ -83,12 +78,8 @@ class LocalTeacher:
         g = self.cfg.generation
         sampling = dict(do_sample=True, temperature=g.temperature, top_p=g.top_p) \
             if g.temperature > 0 else dict(do_sample=False)
-        completions = self._load().generate(chats, max_new_tokens=g.max_new_tokens,
-                                            seed=g.seed, **sampling)
-        out = []
-        for c in completions:
-            choice = c.choices[0]
-            text, stopped = _cut_at_stop(choice.text, list(g.stop))
-            finish = "stop" if stopped else choice.finish_reason
-            out.append(make_sample(text, None, self.cfg.teacher.reasoning, finish))
-        return out
+        completions = self._load().generate(chats, stop=list(g.stop),
+                                            max_new_tokens=g.max_new_tokens, seed=g.seed,
+                                            **sampling)
+        return [make_sample(c.choices[0].text, None, self.cfg.teacher.reasoning,
+                            c.choices[0].finish_reason) for c in completions]

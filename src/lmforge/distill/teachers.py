@@ -186,13 +186,13 @@ class HttpTeacher:
     def _parse(self, resp, url: str) -> Sample:
         status = resp.status_code
         if status != 200:
-            snippet = self.redact(" ".join(resp.text[:200].split()))
+            snippet = " ".join(self.redact(resp.text).split())[:200]  # redact, then cut
             if status in (401, 403):
                 raise TeacherFatal(f"the teacher endpoint refused the request (HTTP {status}: "
                                    f"{snippet})", f"check the key in ${self.t.api_key_env}"
                                    if self.t.api_key_env else "set distill.teacher.api_key_env")
             if status == 404:
-                raise TeacherFatal(f"HTTP 404 from {self.redact(url)} ({snippet})",
+                raise TeacherFatal(f"HTTP 404 from {_display(url)} ({snippet})",
                                    "check distill.teacher.base_url (usually ends in /v1) and "
                                    "distill.teacher.model")
             retryable = status in (408, 409, 429) or status >= 500
@@ -205,5 +205,5 @@ class HttpTeacher:
             return make_sample(msg.get("content") or "", reasoning if isinstance(reasoning, str)
                                else None, self.t.reasoning, choice.get("finish_reason"))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise TeacherFailed("malformed reply: " + self.redact(resp.text[:200]),
+            raise TeacherFailed("malformed reply: " + self.redact(resp.text)[:200],
                                 retryable=True) from None

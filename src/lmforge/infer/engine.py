@@ -17,35 +17,12 @@ cost steps x batch x vocab floats. Calls are serialised by a lock (one model, ma
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 from lmforge.config.eval import GenerationConfig
-
-
-@dataclass
-class Choice:
-    text: str
-    token_ids: list[int]
-    finish_reason: str  # "stop" (end-of-turn/EOS) or "length"
-    logprob: float | None = None  # mean log-probability per generated token (stop token included)
-
-
-@dataclass
-class Completion:
-    prompt_tokens: int
-    choices: list[Choice] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return self.choices[0].text
-
-
-def options(gen: GenerationConfig | None = None, **overrides) -> GenerationConfig:
-    """Generation settings: ``gen`` (or the defaults) with ``overrides`` applied, validated."""
-    base = gen.model_dump() if gen is not None else {}
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return GenerationConfig.model_validate(base)
+from lmforge.infer.types import Choice, Completion, options  # noqa: F401 (re-exported)
+from lmforge.infer.util import eval_mode as _eval_mode
+from lmforge.infer.util import until_stop as _until_stop
 
 
 class ChatEngine:
@@ -113,14 +90,15 @@ class ChatEngine:
     # ---- generation ------------------------------------------------------------------------
     def generate(self, chats: Sequence[list[dict]], gen: GenerationConfig | None = None,
                  logprobs: bool = False, progress: Callable[[int], None] | None = None,
-                 **overrides) -> list[Completion]:
-        """One Completion per chat, in input order."""
-        return self.complete([self.render(c) for c in chats], gen, logprobs, progress,
+                 stop: Sequence[str] = (), **overrides) -> list[Completion]:
+        """One Completion per chat, in input order. ``stop``: extra stop strings (the text ends
+        before the first one; finish_reason "stop")."""
+        return self.complete([self.render(c) for c in chats], gen, logprobs, progress, stop,
                              **overrides)
 
     def complete(self, prompts: Sequence[str], gen: GenerationConfig | None = None,
                  logprobs: bool = False, progress: Callable[[int], None] | None = None,
-                 **overrides) -> list[Completion]:
+                 stop: Sequence[str] = (), **overrides) -> list[Completion]:
         """Like ``generate`` for already rendered prompt strings."""
         g = options(gen, **overrides)
         ids = [self.encode(p) for p in prompts]
@@ -133,14 +111,15 @@ class ChatEngine:
                 set_seed(g.seed)
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
-                results = self._generate_batch([ids[i] for i in chunk], g, logprobs)
+                results = self._generate_batch([ids[i] for i in chunk], g, logprobs,
+                                               list(stop))
                 for i, result in zip(chunk, results):
                     out[i] = result
                 if progress is not None:
                     progress(len(chunk))
         return out  # type: ignore[return-value]
 
-    def _kwargs(self, g: GenerationConfig) -> dict:
+    def _kwargs(self, g: GenerationConfig, stop: list[str] | None = None) -> dict:
         import copy
 
         config = copy.deepcopy(self.model.generation_config)
@@ -149,8 +128,12 @@ class ChatEngine:
         config.update(max_new_tokens=g.max_new_tokens, do_sample=g.do_sample,
                       num_return_sequences=g.num_return_sequences,
                       repetition_penalty=g.repetition_penalty, eos_token_id=self.stop_ids,
-                      pad_token_id=self.pad_id, use_cache=True, max_length=None, **sampling)
-        return {"generation_config": config}
+                      pad_token_id=self.pad_id, use_cache=True, max_length=None,
+                      stop_strings=list(stop) or None, **sampling)
+        kwargs = {"generation_config": config}
+        if stop:
+            kwargs["tokenizer"] = self.tokenizer  # transformers matches stop strings on tokens
+        return kwargs
 
     def _left_pad(self, rows: list[list[int]]):
         import torch
@@ -164,18 +147,19 @@ class ChatEngine:
                 mask[i, width - len(r):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _generate_batch(self, rows: list[list[int]], g: GenerationConfig,
-                        logprobs: bool) -> list[Completion]:
+    def _generate_batch(self, rows: list[list[int]], g: GenerationConfig, logprobs: bool,
+                        stop: list[str]) -> list[Completion]:
         import torch
 
         input_ids, mask = self._left_pad(rows)
         with torch.no_grad():
-            seqs = self.model.generate(input_ids=input_ids, attention_mask=mask, **self._kwargs(g))
+            seqs = self.model.generate(input_ids=input_ids, attention_mask=mask,
+                                       **self._kwargs(g, stop))
         new = seqs[:, input_ids.shape[1]:].tolist()
         n = g.num_return_sequences
         out = []
         for i, prompt in enumerate(rows):
-            choices = [self._choice(t) for t in new[i * n:(i + 1) * n]]
+            choices = [self._choice(t, stop) for t in new[i * n:(i + 1) * n]]
             if logprobs:
                 scores = self.loglikelihood([(prompt, c.token_ids) for c in choices])
                 for c, s in zip(choices, scores):
@@ -183,17 +167,20 @@ class ChatEngine:
             out.append(Completion(len(prompt), choices))
         return out
 
-    def _choice(self, tokens: list[int]) -> Choice:
-        stop = set(self.stop_ids)
-        cut = next((k for k, t in enumerate(tokens) if t in stop), None)
+    def _choice(self, tokens: list[int], stop: Sequence[str] = ()) -> Choice:
+        ends = set(self.stop_ids)
+        cut = next((k for k, t in enumerate(tokens) if t in ends), None)
         kept = tokens if cut is None else tokens[:cut + 1]
         body = kept if cut is None else kept[:-1]
         text = self.tokenizer.decode(body, skip_special_tokens=True)
+        hits = [text.find(s) for s in stop if s and s in text]
+        if hits:  # token ids stay as generated: a stop string may end inside a token
+            return Choice(text[:min(hits)], kept, "stop")
         return Choice(text, kept, "length" if cut is None else "stop")
 
     def stream(self, messages: list[dict], gen: GenerationConfig | None = None,
-               **overrides) -> Iterator[str]:
-        """Text pieces of one answer as they are generated."""
+               stop: Sequence[str] = (), **overrides) -> Iterator[str]:
+        """Text pieces of one answer as they are generated (the same text as ``generate``)."""
         from transformers import TextIteratorStreamer
 
         g = options(gen, **overrides)
@@ -212,16 +199,16 @@ class ChatEngine:
 
                         set_seed(g.seed)
                     self.model.generate(input_ids=input_ids, attention_mask=mask,
-                                        streamer=streamer, **self._kwargs(g))
+                                        streamer=streamer, **self._kwargs(g, list(stop)))
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
                 streamer.end()
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        for piece in streamer:
-            if piece:
-                yield piece
+        yield from _until_stop(streamer, [s for s in stop if s])
+        for _ in streamer:  # drain what follows a stop string so the worker can finish
+            pass
         thread.join()
         if errors:
             raise errors[0]
@@ -261,17 +248,3 @@ class ChatEngine:
             target = torch.tensor(cont, device=steps.device).unsqueeze(-1)
             out.append(steps.gather(-1, target).squeeze(-1).tolist())
         return out
-
-
-class _eval_mode:
-    """Put a model in eval mode for inference and restore training mode afterwards."""
-
-    def __init__(self, model):
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self):
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        if self.was_training:
-            self.model.train()

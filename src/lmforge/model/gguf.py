@@ -37,7 +37,8 @@ def gguf_source(path: str, gguf_file: str | None, revision: str | None = None) -
 
             return Path(hf_hub_download(path, gguf_file, revision=revision))
         except Exception as exc:  # noqa: BLE001 - any hub failure means "not available here"
-            raise ModelError(f"GGUF file '{gguf_file}' of '{path}' is not available: {exc}") from exc
+            raise ModelError(f"GGUF file '{gguf_file}' of '{path}' is not available: "
+                             f"{exc}") from exc
     raise ModelError(f"GGUF file not found: {file}",
                      "model.path is a directory and model.gguf_file a file name inside it, or "
                      "model.path is the .gguf file itself")

@@ -144,7 +144,8 @@ def _load_error(what: str, cfg: ModelConfig, exc: Exception) -> ModelError:
     text = str(exc)
     if "trust_remote_code" in text:
         return _remote_code_error(cfg.path, [])
-    return ModelError(f"cannot load {what} from '{cfg.path}': {text.splitlines()[0] if text else exc}")
+    first = text.splitlines()[0] if text else repr(exc)
+    return ModelError(f"cannot load {what} from '{cfg.path}': {first}")
 
 
 def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, **extra):

@@ -108,7 +108,7 @@ def run_loop(ppo, train: PromptSet, evals: PromptSet | None, cfg, out: Path, tot
                 save_checkpoint(out, step, ppo.policy, ppo.value_head, ppo.critic_backbone,
                                 ppo.optimizer, ppo.scheduler, ppo.generator,
                                 {"history": tracker.history, "sampler": sampler.state(),
-                                 "kl_coef": ppo.kl_ctl.value}, t.save_total_limit)
+                                 "kl_coef": ppo.kl_ctl.value}, t.save_total_limit, ppo.tokenizer)
     finally:
         tracker.close()
     return tracker.history, time.perf_counter() - began

@@ -59,7 +59,7 @@ def generation_config(method, tokenizer, eos_ids: list[int]):
     return GenerationConfig(do_sample=True, max_new_tokens=method.max_new_tokens,
                             temperature=method.temperature, top_k=method.top_k or None,
                             top_p=method.top_p, eos_token_id=eos_ids,
-                            pad_token_id=tokenizer.pad_token_id)
+                            pad_token_id=tokenizer.pad_token_id, use_cache=True)
 
 
 @torch.no_grad()

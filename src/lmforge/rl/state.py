@@ -81,7 +81,8 @@ def load_module_weights(model, folder: Path) -> None:
 
 
 def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbone, optimizer,
-                    scheduler, generator, state: dict, limit: int | None = None) -> Path:
+                    scheduler, generator, state: dict, limit: int | None = None,
+                    tokenizer=None) -> Path:
     from safetensors.torch import save_file
 
     final = out_dir / f"checkpoint-{step}"
@@ -89,6 +90,8 @@ def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbon
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_module(policy, tmp)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(tmp))
     (tmp / "critic").mkdir()
     save_file({k: v.contiguous() for k, v in value_head.state_dict().items()},
               str(tmp / "critic" / "value_head.safetensors"))

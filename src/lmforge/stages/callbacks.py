@@ -73,6 +73,8 @@ class RichProgress(TrainerCallback):
             return
         if "loss" in logs:
             self.loss = float(logs["loss"])
+            if self.progress is not None:
+                self.progress.update(self.task, info=f"loss {self.loss:.4f}")
         line = format_logs(logs)
         if line:
             log.info("step %d: %s", state.global_step, line)

@@ -97,8 +97,8 @@ def save_final(trainer, tokenizer, template: str | None, out: Path) -> None:
 def finish(trainer, train_output, out: Path, extra: dict | None = None) -> RunResult:
     """metrics.json (train_loss, eval_loss, train_runtime, train_tokens_per_second, ...) and
     loss.png with the train and eval curves."""
-    metrics = {k: v for k, v in train_output.metrics.items()
-               if k not in ("train_samples_per_second", "train_steps_per_second")}
+    # samples/s would count packed blocks as samples: trained tokens/s (below) is the honest rate
+    metrics = {k: v for k, v in train_output.metrics.items() if k != "train_samples_per_second"}
     metrics["train_loss"] = train_output.training_loss
     history = trainer.state.log_history
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]

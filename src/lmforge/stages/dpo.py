@@ -20,7 +20,8 @@ def build_args(cfg: RunConfig, has_eval: bool):
 
     m = cfg.method()
     return build_arguments(cfg, has_eval, cls=DPOConfig, method_kwargs=dict(
-        trl_kwargs(cfg, DPOConfig), beta=m.beta, loss_type=m.loss if isinstance(m.loss, list) else [m.loss],
+        trl_kwargs(cfg, DPOConfig), beta=m.beta,
+        loss_type=m.loss if isinstance(m.loss, list) else [m.loss],
         loss_weights=m.loss_weights, label_smoothing=m.label_smoothing,
         max_length=cfg.data.max_length, precompute_ref_log_probs=m.precompute_ref_log_probs))
 

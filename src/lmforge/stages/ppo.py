@@ -60,21 +60,28 @@ def _no_dropout(model) -> None:
             module.p = 0.0
 
 
+def _placed(model, device):
+    """On ``device`` (a k-bit model is placed by bitsandbytes when loaded and stays there)."""
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        return model
+    return model.to(device)
+
+
 def build_models(cfg: RunConfig, tokenizer, device):
     """(policy, reference or None, value head, separate critic backbone or None)."""
-    from lmforge.model.adapters import attach
     from lmforge.model.loader import load_model
     from lmforge.rl.rollout import ValueHead
     from lmforge.rl.state import is_peft
+    from lmforge.stages.trainer import prepare_model
 
-    policy = attach(load_model(cfg.model, tokenizer), cfg.adapter).to(device)
+    policy = _placed(prepare_model(cfg, tokenizer), device)
     _no_dropout(policy)
     reference = None
     if not is_peft(policy):
         reference = load_model(cfg.model, tokenizer).to(device).eval().requires_grad_(False)
     backbone = None
     if cfg.method().critic == "separate":
-        backbone = attach(load_model(cfg.model, tokenizer), cfg.adapter).to(device)
+        backbone = _placed(prepare_model(cfg, tokenizer), device)
         _no_dropout(backbone)
     hidden = policy.get_input_embeddings().weight.shape[1]
     head = ValueHead(getattr(policy.config, "hidden_size", hidden)).to(device)
@@ -93,15 +100,6 @@ def _optimizer(args, modules, total_updates: int):
     return optimizer, scheduler
 
 
-def eos_ids(tokenizer, model) -> list[int]:
-    """End-of-turn ids: the tokenizer's EOS and whatever the model's generation config lists."""
-    ids = {tokenizer.eos_token_id}
-    gen = getattr(model, "generation_config", None)
-    extra = getattr(gen, "eos_token_id", None)
-    ids.update(extra if isinstance(extra, list) else [extra])
-    return sorted(i for i in ids if i is not None)
-
-
 def iterations(cfg: RunConfig, n_prompts: int) -> int:
     if cfg.train.max_steps > 0:
         return cfg.train.max_steps
@@ -109,35 +107,30 @@ def iterations(cfg: RunConfig, n_prompts: int) -> int:
 
 
 def run(cfg: RunConfig) -> RunResult:
-    from lmforge.data.templates import resolve_template
-    from lmforge.model.loader import load_tokenizer
     from lmforge.rewards.combine import RewardSet, configured_rewards
     from lmforge.rl.driver import run_loop
     from lmforge.rl.ppo import PPO
     from lmforge.stages import common
-    from lmforge.utils.rundir import write_run_files
+    from lmforge.stages.preference_common import prepare
 
-    out = write_run_files(cfg)
-    common.setup_torch(cfg)
+    out, tokenizer, template = prepare(cfg)
+    tokenizer.chat_template = template  # checkpoints and the final model carry the one used
     m = cfg.method()
-    tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template(cfg.model.template, tokenizer)
     train, evals, data_stats = load_prompt_sets(cfg, tokenizer, template)
     args = build_args(cfg, has_eval=evals is not None)
-    device = args.device
-    rewards = RewardSet(configured_rewards(m, device))
-    policy, reference, head, backbone = build_models(cfg, tokenizer, device)
+    rewards = RewardSet(configured_rewards(m, args.device))
+    policy, reference, head, backbone = build_models(cfg, tokenizer, args.device)
     counts = common.log_parameters(policy)
     total = iterations(cfg, len(train.ids))
     mini = m.mini_batch_size or cfg.train.batch_size
     updates = total * m.ppo_epochs * math.ceil(cfg.train.batch_size / mini)
     optimizer, scheduler = _optimizer(args, [policy, head, backbone], updates)
-    ppo = PPO(policy, head, tokenizer, rewards, m, optimizer, scheduler, device,
-              eos_ids(tokenizer, policy), cfg.train.max_grad_norm, mini, reference, backbone,
-              cfg.train.seed)
+    ppo = PPO(policy, head, tokenizer, rewards, m, optimizer, scheduler, args.device,
+              common.end_of_turn_ids(tokenizer, template), cfg.train.max_grad_norm, mini,
+              ref_policy=reference, critic_backbone=backbone, seed=cfg.train.seed)
     history, seconds = run_loop(ppo, train, evals, cfg, out, total,
                                 common.resume_checkpoint(cfg), cfg.eval.max_samples)
-    save_final(ppo, tokenizer, template, out)
+    save_final(ppo, tokenizer, out)
     return finish(out, history, seconds, dict(counts, **flatten(data_stats)))
 
 
@@ -146,13 +139,12 @@ def flatten(stats: dict) -> dict:
             if isinstance(v, (int, float))}
 
 
-def save_final(ppo, tokenizer, template: str, out: Path) -> None:
+def save_final(ppo, tokenizer, out: Path) -> None:
     """The policy as save_pretrained writes it (what export and inference load), the tokenizer
     with the chat template used, a generation config that stops at end of turn; critic/ aside."""
     from safetensors.torch import save_file
 
     ppo.policy.save_pretrained(str(out), safe_serialization=True)
-    tokenizer.chat_template = template
     tokenizer.save_pretrained(str(out))
     gen = getattr(ppo.policy, "generation_config", None)
     if gen is not None:

@@ -21,13 +21,14 @@ def train_lm(cfg: RunConfig, template: str | None, tokenizer,
     from lmforge.stages import common
     from lmforge.stages import trainer as T
     from lmforge.stages.args import build_arguments
-    from lmforge.utils.rundir import write_run_files
+    from lmforge.utils.rundir import write_json, write_run_files
 
     out = write_run_files(cfg)
     data = pipeline.build(cfg, tokenizer, template)
     model = T.prepare_model(cfg, tokenizer)
     counts = common.log_parameters(model)
     train_ds, eval_ds, collator = T.prepare_data(cfg, data, tokenizer, model)
+    write_json(out, "data_stats.json", data.stats)  # the pre-flight statistics of this run
     args = build_arguments(cfg, has_eval=eval_ds is not None, method_kwargs=method_kwargs)
     hooks = T.eval_hooks(cfg)
     callbacks = hooks.callbacks(cfg, tokenizer, template, data.eval_examples) if hooks else []

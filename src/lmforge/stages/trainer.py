@@ -84,22 +84,25 @@ def attention_kind(model) -> str:
 
 
 def prepare_data(cfg: RunConfig, data, tokenizer, model=None):
-    """(train, eval, collator) from the pipeline's BuiltData: packed blocks when data.packing,
-    otherwise padded batches."""
+    """(train, eval, collator) from the pipeline's BuiltData: packed blocks when data.packing
+    (their statistics added to ``data.stats["packing"]``), otherwise padded batches."""
     from lmforge.data.collate import PackedCollator, PadCollator
 
     if not cfg.data.packing:
         return data.train, data.eval, PadCollator(tokenizer.pad_token_id)
     from lmforge.data.packing import pack_dataset
 
-    train, _ = pack_dataset(data.train, cfg.data.max_length, "train")
-    evals = pack_dataset(data.eval, cfg.data.max_length, "eval")[0] if data.eval else None
+    train, stats = pack_dataset(data.train, cfg.data.max_length, "train")
+    data.stats["packing"] = {"blocks": stats.blocks, "fill": stats.fill, "split": stats.split}
+    evals = (pack_dataset(data.eval, cfg.data.max_length, "eval")[0]
+             if data.eval is not None else None)
     flash = "flash" in attention_kind(model) if model is not None else False
     return train, evals, PackedCollator(tokenizer.pad_token_id, flash_varlen=flash)
 
 
 def check_packing_safe(cfg: RunConfig, trainer) -> None:
-    """Refuse a packed run whose model would build a plain causal mask (see data/packing.py)."""
+    """Refuse a packed run whose model would let packed examples see each other: a KV cache
+    requested, or (checked with a tiny probe) a model that ignores packed position ids."""
     if not cfg.data.packing:
         return
     if getattr(trainer.args, "use_cache", False):
@@ -109,6 +112,20 @@ def check_packing_safe(cfg: RunConfig, trainer) -> None:
     config = getattr(trainer.model, "config", None)
     if config is not None:
         config.use_cache = False
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        return  # sharded parameters: the model cannot run outside its engine here
+    from lmforge.data.packing import isolation_error
+
+    try:
+        error = isolation_error(trainer.model)
+    except Exception as exc:  # e.g. prompt-learning adapters that reject position ids
+        raise ConfigError(f"data.packing: cannot run this model on packed rows ({exc})",
+                          hint="set data.packing: false") from exc
+    if error > 0.1:
+        raise ConfigError(f"data.packing: this model ({type(trainer.model).__name__}, attention "
+                          f"'{attention_kind(trainer.model)}') ignores packed position ids, so "
+                          "packed examples would attend to each other", hint="set data.packing: "
+                          "false, or model.attn_implementation: sdpa / eager / flash_attention_2")
 
 
 def replace_progress(trainer) -> None:

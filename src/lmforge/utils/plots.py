@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+LABELS = {"loss": "train loss", "eval_loss": "eval loss"}
+
 
 def curves(log_history: list[dict], keys: tuple[str, ...]) -> dict[str, tuple[list, list]]:
     out: dict[str, tuple[list, list]] = {}
@@ -30,7 +32,7 @@ def plot_curves(log_history: list[dict], path: str | Path,
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key, (xs, ys) in data.items():
         ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3,
-                label={"loss": "train loss"}.get(key, key))
+                label=LABELS.get(key, key))
     ax.set_xlabel("step")
     ax.set_title(title)
     ax.grid(alpha=0.3)

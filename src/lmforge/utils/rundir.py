@@ -1,4 +1,4 @@
-"""Run-directory bookkeeping: the resolved config, library versions, metrics."""
+"""Run-directory bookkeeping: the resolved config, library versions, data statistics, metrics."""
 
 from __future__ import annotations
 
@@ -51,4 +51,11 @@ def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
     path = Path(out_dir) / "metrics.json"
     clean = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}
     path.write_text(json.dumps(clean, indent=2, sort_keys=True), encoding="utf-8")
+    return path
+
+
+def write_json(out_dir: str | Path, name: str, data: dict) -> Path:
+    """A JSON file in the run directory (values that are not JSON are written as strings)."""
+    path = Path(out_dir) / name
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return path

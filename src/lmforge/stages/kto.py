@@ -1,0 +1,50 @@
+"""Stage ``kto``: Kahneman-Tversky optimisation on trl's KTOTrainer, from unpaired answers with a
+desirable/undesirable label (``data.format: kto``), or from preference pairs split into one
+desirable and one undesirable example each (``data.format: preference``). The reference is the
+frozen base, or the policy with its adapter disabled."""
+
+from __future__ import annotations
+
+from lmforge.config.run import RunConfig
+from lmforge.stages.result import RunResult
+
+CURVES = {"margins.png": ("rewards/margins", "eval_rewards/margins"),
+          "kl.png": ("kl", "eval_kl")}
+
+
+def build_args(cfg: RunConfig, has_eval: bool):
+    from trl import KTOConfig
+
+    from lmforge.stages.args import build_arguments
+    from lmforge.stages.preference_common import trl_kwargs
+
+    m = cfg.method()
+    return build_arguments(cfg, has_eval, cls=KTOConfig, method_kwargs=dict(
+        trl_kwargs(cfg, KTOConfig), beta=m.beta, loss_type=m.loss,
+        desirable_weight=m.desirable_weight, undesirable_weight=m.undesirable_weight,
+        max_length=cfg.data.max_length, precompute_ref_log_probs=m.precompute_ref_log_probs))
+
+
+def run(cfg: RunConfig) -> RunResult:
+    from trl import KTOTrainer
+
+    from lmforge.data.preference_build import unpaired_dataset
+    from lmforge.stages import common
+    from lmforge.stages import preference_common as pc
+    from lmforge.stages.preference_data import load_records
+    from lmforge.stages.trainer import build_trainer
+
+    out, tokenizer, template = pc.prepare(cfg)
+    train, evals, stats = load_records(cfg, tokenizer, template, "unpaired")
+    args = build_args(cfg, has_eval=evals is not None)
+    m = cfg.method()
+    policy, reference = pc.policy_and_reference(cfg, tokenizer,
+                                                need_reference=not m.precompute_ref_log_probs)
+    counts = common.log_parameters(policy)
+    trainer = build_trainer(cfg, policy, args, unpaired_dataset(train, tokenizer),
+                            unpaired_dataset(evals, tokenizer) if evals else None, None,
+                            tokenizer, cls=KTOTrainer, ref_model=reference)
+    pc.use_disabled_adapter_as_reference(trainer, cfg)
+    extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
+    return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
+                    summarize="rewards/margins")
