@@ -18,7 +18,7 @@ WORDS = "apple banana cherry dog cat bird red green blue one two three".split()
 
 
 def sft_config(tmp_path, out_name: str, adapter: dict, model: dict | None = None,
-               steps: int = 3, lr: float = 1e-2):
+               steps: int = 3, lr: float = 1e-2, train: dict | None = None):
     """A validated RunConfig: stage sft on a tiny learnable task."""
     from lmforge.config import validate
 
@@ -30,7 +30,7 @@ def sft_config(tmp_path, out_name: str, adapter: dict, model: dict | None = None
             "adapter": adapter, "data": {"train": str(data), "max_length": 64},
             "train": {"output_dir": str(tmp_path / out_name), "max_steps": steps,
                       "batch_size": 4, "learning_rate": lr, "report_to": ["none"],
-                      "logging_steps": 1, "save_steps": 1000, "seed": 0}}
+                      "logging_steps": 1, "save_steps": 1000, "seed": 0, **(train or {})}}
     return validate(tree)
 
 

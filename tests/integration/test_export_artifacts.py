@@ -78,7 +78,8 @@ def test_checkpoint_inside_a_run_uses_the_run_config(tmp_path, tiny_model_dir):
     from lmforge.export.merge import export
     from lmforge.export.source import inspect_source
 
-    cfg = sft_config(tmp_path, "run", {"type": "lora", "r": 4}, steps=2)
+    cfg = sft_config(tmp_path, "run", {"type": "lora", "r": 4}, steps=2,
+                     train={"save_steps": 2})
     run = stages.run(cfg).output_dir
     ckpt = run / "checkpoint-2"
     src = inspect_source(ckpt)

@@ -87,6 +87,10 @@ def test_trust_remote_code_refusal_names_the_model(tiny_model_dir, tmp_path):
     config = json.loads((d / "config.json").read_text())
     config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
     (d / "config.json").write_text(json.dumps(config))
+    # a model type transformers knows loads with its own code; the shipped code never runs
+    assert type(load_model(_cfg(d))).__name__ == "LlamaForCausalLM"
+    config["model_type"] = "my_custom_arch"
+    (d / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError) as err:
         load_model(_cfg(d))
     assert str(d) in err.value.message and "modeling_custom.py" in err.value.message

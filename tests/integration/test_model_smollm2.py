@@ -37,7 +37,7 @@ def test_smollm2_lora_trains_and_exports_merged(tmp_path):
                     "data": {"train": str(tmp_path / "train.jsonl"), "max_length": 64},
                     "train": {"output_dir": str(tmp_path / "run"), "max_steps": 4,
                               "batch_size": 4, "learning_rate": 1e-3, "report_to": ["none"],
-                              "logging_steps": 1, "save_steps": 1000}})
+                              "logging_steps": 1, "save_steps": 4}})
     result = stages.run(cfg)
     state = json.loads((result.output_dir / "checkpoint-4" / "trainer_state.json").read_text())
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]

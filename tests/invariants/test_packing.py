@@ -32,8 +32,6 @@ def _examples(n=9, seed=0):
 
 def _summed_loss(model, batch):
     """(sum of token losses, number of trained tokens) for one forward pass."""
-    import torch
-
     out = model(**batch)
     n = int((batch["labels"][:, 1:] != IGNORE).sum())
     return out.loss.double() * n, n

@@ -78,7 +78,8 @@ def test_resume_ends_with_the_same_weights(tiny_model_dir, data_file, tmp_path, 
     from lmforge.stages import trainer as T
     from lmforge.stages.callbacks import StopAtStep
 
-    kw = dict(adapter=adapter, batch_size=4, max_steps=12, save_steps=5)  # 8 steps per epoch: crosses an epoch
+    # 8 steps per epoch: the resumed part crosses an epoch boundary
+    kw = dict(adapter=adapter, batch_size=4, max_steps=12, save_steps=5)
     straight = run(_cfg(tiny_model_dir, data_file, tmp_path / "straight", **kw))
 
     out = tmp_path / "interrupted"

@@ -64,6 +64,11 @@ def model_info(path: str, adapter: str | None = None, trust_remote_code: bool = 
     if p.is_dir() and (p / "adapter_config.json").is_file() and not (p / "config.json").is_file():
         return _run_or_adapter_info(p, trust_remote_code)
     info = _base_info(resolve(path), trust_remote_code)
+    if p.is_dir() and (p / "lmforge_config.yaml").is_file():  # a full / freeze run
+        from lmforge.export.source import inspect_source
+
+        src = inspect_source(p)
+        info.update(method=src.method, stage=src.stage)
     if adapter:
         info.update(adapter_info(adapter))
         info["trainable_parameters"] = info["adapter_parameters"]

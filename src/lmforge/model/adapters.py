@@ -136,10 +136,10 @@ def _quantized_base(model, cfg: AdapterConfig):
                          "adapter=cfg.adapter)")
     from lmforge.model.loader import load_model
 
-    model_cfg, vocab = source
+    model_cfg, vocab, auto_class, extra = source
     log.warning("qlora: the base was loaded unquantized; reloading it in %d-bit (pass adapter= "
                 "to load_model to load it once)", cfg.bits)
-    quantized = load_model(model_cfg, None, adapter=cfg)
+    quantized = load_model(model_cfg, None, adapter=cfg, auto_class=auto_class, **extra)
     if vocab and vocab > quantized.get_input_embeddings().weight.shape[0]:
         quantized.resize_token_embeddings(vocab)
     quantized._lmforge_resized = getattr(model, "_lmforge_resized", False)

@@ -64,17 +64,32 @@ def _remote_code_error(name: str, modules: list[str]) -> ModelError:
                       "its author")
 
 
+def _is_native(file: str, data: dict) -> bool:
+    """transformers has its own class for this model type / tokenizer class (then the model's
+    shipped code is not needed, and transformers ignores it without trust_remote_code)."""
+    if file == "config.json":
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+        return data.get("model_type") in CONFIG_MAPPING_NAMES
+    import transformers
+
+    name = data.get("tokenizer_class") or ""
+    return bool(name) and hasattr(transformers, name)
+
+
 def check_remote_code(path: str, cfg: ModelConfig) -> None:
-    """A local model whose config.json maps classes to its own modules needs trust_remote_code."""
+    """A local model that needs its own Python code (an ``auto_map`` to modules it ships, for a
+    model type transformers does not know) is refused unless model.trust_remote_code is set."""
     if cfg.trust_remote_code:
         return
     for file in ("config.json", "tokenizer_config.json"):
         f = Path(path) / file
         if not f.is_file():
             continue
-        auto_map = json.loads(f.read_text(encoding="utf-8")).get("auto_map") or {}
+        data = json.loads(f.read_text(encoding="utf-8"))
+        auto_map = data.get("auto_map") or {}
         refs = [r for v in auto_map.values() for r in (v if isinstance(v, list) else [v]) if r]
-        if refs:
+        if refs and not _is_native(file, data):
             mods = sorted({r.split("--")[-1].rsplit(".", 1)[0] + ".py" for r in refs})
             raise _remote_code_error(cfg.path, mods)
 
@@ -118,6 +133,18 @@ def rope_config(path: str, cfg: ModelConfig):
     text.rope_parameters = new
     log.info("RoPE scaling: %s x%.3g", new["rope_type"], new["factor"])
     return config
+
+
+def quant_device_map():
+    """bitsandbytes quantizes while loading, on the device the weights land on: this process's
+    GPU (LOCAL_RANK under torchrun/accelerate), or the CPU when there is none."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    return None
 
 
 def load_tokenizer(cfg: ModelConfig):
@@ -171,6 +198,7 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
 
         kwargs["quantization_config"] = bnb_config(adapter.bits, adapter.quant_type,
                                                    adapter.double_quant, dtype)
+        kwargs["device_map"] = quant_device_map()
     kwargs.update(extra)
     try:
         model = auto_class.from_pretrained(path, **kwargs)
@@ -185,7 +213,8 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     # remembered so that attach() can reload the base quantized if a caller forgot adapter=
-    model._lmforge_source = (cfg, len(tokenizer) if tokenizer is not None else None)
+    model._lmforge_source = (cfg, len(tokenizer) if tokenizer is not None else None,
+                             auto_class, extra)
     return model
 
 

@@ -26,7 +26,8 @@ def build_args(cfg: RunConfig, has_eval: bool):
         max_length=cfg.data.max_length, precompute_ref_log_probs=m.precompute_ref_log_probs))
 
 
-def run(cfg: RunConfig) -> RunResult:
+def build(cfg: RunConfig):
+    """(trainer, output dir, tokenizer, template, extra metrics): everything but training."""
     from trl import DPOTrainer
 
     from lmforge.data.preference_build import pairs_dataset
@@ -46,6 +47,13 @@ def run(cfg: RunConfig) -> RunResult:
                             pairs_dataset(evals, tokenizer) if evals else None, None, tokenizer,
                             cls=DPOTrainer, ref_model=reference)
     pc.use_disabled_adapter_as_reference(trainer, cfg)
-    extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
+    return trainer, out, tokenizer, template, dict(counts, train_examples=len(train),
+                                                   **pc.flat_stats(stats))
+
+
+def run(cfg: RunConfig) -> RunResult:
+    from lmforge.stages import preference_common as pc
+
+    trainer, out, tokenizer, template, extra = build(cfg)
     return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
                     summarize="rewards/margins")
