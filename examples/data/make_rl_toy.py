@@ -1,52 +1,53 @@
 """Generate the toy data of the preference and RL examples in examples/tiny (deterministic; run it
-to refresh): the fruit-colour / number-word mapping of make_toy.py, as
+to refresh):
 
-- pref_train.jsonl / pref_eval.jsonl: preference pairs (chosen = the right answer, rejected = a
-  wrong one), half in the seeds' ``instruction/input/output: [chosen, rejected]`` form, half as
-  ``prompt/chosen/rejected``;
-- kto_train.jsonl: unpaired answers with a ``label`` (right or wrong);
-- rl_prompts.jsonl / rl_prompts_eval.jsonl: prompts that ask for a digit, with the gold ``answer``
-  column the reward functions read.
+- pref_train.jsonl / pref_eval.jsonl: short film reviews, chosen = a positive one, rejected = a
+  negative one (the seeds' "write positive reviews" task in miniature, learnable by the tiny
+  model in a few steps), half in the seeds' ``instruction/input/output: [chosen, rejected]`` form,
+  half as ``prompt/chosen/rejected``;
+- kto_train.jsonl: single reviews with a ``label`` (positive = desirable);
+- rl_prompts.jsonl / rl_prompts_eval.jsonl: prompts that ask for a digit (number words of
+  make_toy.py), with the gold ``answer`` column the reward functions read.
 """
 
 import json
 import random
 from pathlib import Path
 
-from make_toy import COLOURS, NUMBERS, NUM_PHRASES, PHRASES
+from make_toy import NUMBERS
 
 DIGIT_PHRASES = ["Write {} as a digit.", "{} in digits?", "Which digit is {}?"]
 
 
-def question(rng: random.Random) -> tuple[str, str, list[str]]:
-    """(question, right answer, wrong answers)."""
-    if rng.random() < 0.5:
-        fruit = rng.choice(sorted(COLOURS))
-        wrong = sorted(set(COLOURS.values()) - {COLOURS[fruit]})
-        return rng.choice(PHRASES).format(fruit), COLOURS[fruit], wrong
-    num = rng.choice(sorted(NUMBERS))
-    wrong = sorted(set(NUMBERS.values()) - {NUMBERS[num]})
-    return rng.choice(NUM_PHRASES).format(num), NUMBERS[num], wrong
+POSITIVE = ["good", "great", "happy", "wonderful", "lovely", "fun"]
+NEGATIVE = ["bad", "terrible", "sad", "boring", "awful", "dull"]
+NOUNS = ["movie", "film", "story", "acting", "music", "ending"]
+TITLES = ["Red River", "Blue Bird", "The Cat", "Seven Apples", "Green Dog", "Nine Lives"]
+ASKS = ["Write a short review of {}.", "Review the film {}.", "What did you think of {}?"]
+
+
+def review(rng: random.Random, words: list[str]) -> str:
+    a, b = rng.sample(words, 2)
+    n1, n2 = rng.sample(NOUNS, 2)
+    return f"A {a} {n1} with {b} {n2}."
+
+
+def ask(rng: random.Random) -> str:
+    return rng.choice(ASKS).format(rng.choice(TITLES))
 
 
 def pairs(rng: random.Random, n: int) -> list[dict]:
     out = []
     for i in range(n):
-        q, right, wrong = question(rng)
-        bad = rng.choice(wrong)
-        out.append({"instruction": q, "input": "", "output": [right, bad]} if i % 2 else
-                   {"prompt": q, "chosen": right, "rejected": bad})
+        q, good, bad = ask(rng), review(rng, POSITIVE), review(rng, NEGATIVE)
+        out.append({"instruction": q, "input": "", "output": [good, bad]} if i % 2 else
+                   {"prompt": q, "chosen": good, "rejected": bad})
     return out
 
 
 def unpaired(rng: random.Random, n: int) -> list[dict]:
-    out = []
-    for i in range(n):
-        q, right, wrong = question(rng)
-        good = i % 2 == 0
-        out.append({"prompt": q, "completion": right if good else rng.choice(wrong),
-                    "label": good})
-    return out
+    return [{"prompt": ask(rng), "completion": review(rng, POSITIVE if i % 2 == 0 else NEGATIVE),
+             "label": i % 2 == 0} for i in range(n)]
 
 
 def prompts(rng: random.Random, n: int) -> list[dict]:

@@ -53,6 +53,8 @@ def test_export_merged_loads_in_plain_transformers(lora_run, tmp_path, tiny_mode
     metrics = json.loads((lora_run / "metrics.json").read_text())
     assert "builtin:tiny-llama" in card and "dora" in card
     assert f"| train_loss | {metrics['train_loss']:.4g} |" in card
+    fingerprint = json.loads((lora_run / "data_stats.json").read_text())["fingerprint"]
+    assert f"data fingerprint: {fingerprint}" in card
     assert not list(out.glob("*.bin")) and not (out / "adapter_config.json").exists()
 
 

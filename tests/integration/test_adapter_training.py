@@ -2,8 +2,8 @@
 
 For each method: the parameters marked trainable change, every other parameter stays bit-for-bit
 the same (snapshots taken by a Trainer callback at train begin/end), the trainable/total counts
-in metrics.json match the model, and the saved artifact reloads with plain peft/transformers with
-exactly the trained values.
+in metrics.json match the model, and the saved artifact reloaded with plain peft/transformers
+computes exactly what the trained model computed.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from transformers import TrainerCallback
 
 from tests.conftest import write_jsonl
 
@@ -34,25 +35,19 @@ def sft_config(tmp_path, out_name: str, adapter: dict, model: dict | None = None
     return validate(tree)
 
 
-class Snapshot:
-    """Trainer callback keeping every parameter's value at train begin and end."""
+class Snapshot(TrainerCallback):
+    """Keeps every parameter's value at train begin and end, and the final probe logits."""
 
-    def __new__(cls):
-        from transformers import TrainerCallback
+    def __init__(self):
+        self.begin, self.end, self.trainable, self.logits = {}, {}, set(), None
 
-        class _Snap(TrainerCallback):
-            def __init__(self):
-                self.begin, self.end, self.trainable = {}, {}, set()
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        self.begin = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.trainable = {n for n, p in model.named_parameters() if p.requires_grad}
 
-            def on_train_begin(self, args, state, control, model=None, **kw):
-                self.begin = {n: p.detach().clone() for n, p in model.named_parameters()}
-                self.trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-
-            def on_train_end(self, args, state, control, model=None, **kw):
-                self.end = {n: p.detach().clone() for n, p in model.named_parameters()}
-                self.logits = probe_logits(model)
-
-        return _Snap()
+    def on_train_end(self, args, state, control, model=None, **kw):
+        self.end = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.logits = probe_logits(model)
 
 
 def probe_logits(model):

@@ -89,3 +89,37 @@ def test_split_ids_is_one_tokenization(tiny_tokenizer):
     p, a = split_ids(tiny_tokenizer, prompt, answer)
     assert p + a == tiny_tokenizer(prompt + answer, add_special_tokens=False)["input_ids"]
     assert tiny_tokenizer.decode(a) == " B"
+
+
+def test_stop_strings_in_generate_and_stream(engine):
+    full = engine.generate([CHATS[3]], max_new_tokens=10)[0]
+    text = full.text
+    assert len(text) > 3, text
+    stop = text[2:4]  # a stop string in the middle of the greedy answer
+    cut = engine.generate([CHATS[3]], max_new_tokens=10, stop=[stop])[0].choices[0]
+    assert cut.text == text[:text.find(stop)] and cut.finish_reason == "stop"
+    assert "".join(engine.stream(CHATS[3], max_new_tokens=10, stop=[stop])) == cut.text
+    # closing a stream early ends the generation and frees the engine
+    it = engine.stream(CHATS[3], max_new_tokens=10)
+    next(it)
+    it.close()
+    assert engine.generate([CHATS[3]], max_new_tokens=10)[0].text == text
+
+
+def test_a_seed_does_not_touch_the_callers_random_state(engine):
+    torch.manual_seed(123)
+    want = torch.rand(3)
+    torch.manual_seed(123)
+    engine.generate(CHATS[:1], do_sample=True, seed=5, max_new_tokens=3)
+    assert torch.equal(torch.rand(3), want)
+
+
+def test_sampling_settings_reach_transformers(engine):
+    from lmforge.infer.engine import options
+
+    config = engine._kwargs(options(do_sample=True, top_k=0, top_p=0.9, temperature=0.7))
+    config = config["generation_config"]
+    assert (config.top_k, config.top_p, config.temperature) == (0, 0.9, 0.7)  # 0 = off, not 50
+    greedy = engine.generate(CHATS[:2], max_new_tokens=5)
+    top1 = engine.generate(CHATS[:2], max_new_tokens=5, do_sample=True, top_k=1, seed=3)
+    assert [c.text for c in top1] == [c.text for c in greedy]

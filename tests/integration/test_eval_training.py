@@ -35,13 +35,13 @@ def run(tmp_path_factory):
         "data": {"train": str(d / "train.jsonl"), "eval": str(d / "eval.jsonl")},
         "train": {"output_dir": str(d / "out"), "max_steps": MAX_STEPS, "learning_rate": 3e-4,
                   "lr_scheduler": "constant", "batch_size": 4, "save_steps": EVAL_STEPS,
-                  "eval_steps": EVAL_STEPS, "logging_steps": EVAL_STEPS, "report_to": ["none"],
-                  "num_threads": 1},
+                  "eval_steps": EVAL_STEPS, "logging_steps": EVAL_STEPS,
+                  "report_to": ["tensorboard"], "num_threads": 1},
         "eval": {"during_training": True, "metrics": ["accuracy", "rouge"],
                  "best_metric": "accuracy", "early_stopping_patience": PATIENCE,
                  "generation": {"max_new_tokens": 4}}})
     result = stages.run(cfg)
-    return d / "out", result
+    return d / "out", result, cfg
 
 
 def _evals(out, step):
@@ -50,7 +50,7 @@ def _evals(out, step):
 
 
 def test_metric_logged_at_every_evaluation_and_early_stop(run):
-    out, result = run
+    out, result, _ = run
     last = result.metrics["global_step"]
     evals = _evals(out, last)
     assert [h["step"] for h in evals] == list(range(EVAL_STEPS, last + 1, EVAL_STEPS))
@@ -68,10 +68,16 @@ def test_metric_logged_at_every_evaluation_and_early_stop(run):
     preds = [json.loads(x) for x in (out / "predictions" / f"step-{evals[best]['step']}.jsonl")
              .read_text().splitlines()]
     assert [p["prediction"] for p in preds] == ["yes"] * 4 and all(p["correct"] for p in preds)
+    # the reporters see the generation metrics too (the stage runs our callbacks first)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "logs"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("eval/accuracy")] == acc
 
 
 def test_output_dir_holds_the_best_checkpoint(run):
-    out, result = run
+    out, result, _ = run
     final = load_file(out / "model.safetensors")
     best = load_file(out / f"checkpoint-{result.metrics['best_step']}" / "model.safetensors")
     last = load_file(out / f"checkpoint-{result.metrics['global_step']}" / "model.safetensors")
@@ -83,7 +89,7 @@ def test_output_dir_holds_the_best_checkpoint(run):
 def test_lmforge_eval_on_the_run_dir(run, tmp_path):
     from lmforge.cli import main
 
-    out, result = run
+    out, result, _ = run
     rc = main(["eval", "--model", str(out), "--metrics", "accuracy,f1,perplexity",
                "--output-dir", str(tmp_path), "--no-progress"])
     assert rc == 0
@@ -103,7 +109,7 @@ def test_lmforge_eval_on_the_run_dir(run, tmp_path):
 def test_predict_votes_majority_and_resume(run, tmp_path):
     from lmforge.cli import main
 
-    out, _ = run
+    out, _, _ = run
     inputs = write_jsonl(tmp_path / "in.jsonl", [{"instruction": f"is {w} a word"}
                                                  for w in WORDS[:3]])
     pred = tmp_path / "pred.jsonl"
@@ -131,7 +137,7 @@ def test_predict_votes_majority_and_resume(run, tmp_path):
 def test_eval_from_a_run_config_and_a_data_file_with_compare(run, tmp_path, tiny_model_dir):
     from lmforge.cli import main
 
-    out, _ = run
+    out, _, _ = run
     # run args: the config's output_dir is evaluated on its data.eval
     assert main(["eval", str(out / "lmforge_config.yaml"), "--metrics", "accuracy",
                  "--max-samples", "2", "--output-dir", str(tmp_path / "a"),
@@ -148,3 +154,23 @@ def test_eval_from_a_run_config_and_a_data_file_with_compare(run, tmp_path, tiny
     assert summary["metrics"]["accuracy"] == 0.0  # the random base never says "yes"
     assert summary["base"]["metrics"] == {"accuracy": 1.0, "exact_match": 1.0}
     assert (tmp_path / "b" / "base_predictions.jsonl").is_file()
+
+
+def test_resume_keeps_the_best_metric_and_the_patience_count(run, tmp_path):
+    import shutil
+
+    from lmforge import stages
+
+    out, result, cfg = run
+    best, last = result.metrics["best_step"], result.metrics["global_step"]
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    for step in range(best + 2 * EVAL_STEPS, last + 1, EVAL_STEPS):  # as if interrupted
+        shutil.rmtree(copy / f"checkpoint-{step}")
+    resumed = cfg.model_copy(update={"train": cfg.train.model_copy(update={
+        "output_dir": str(copy), "resume": str(copy / f"checkpoint-{best + EVAL_STEPS}"),
+        "report_to": ["none"]})})
+    again = stages.run(resumed)
+    # one evaluation without improvement was already counted before the interruption
+    assert again.metrics["global_step"] == last and again.metrics["early_stopped"]
+    assert again.metrics["best_step"] == best

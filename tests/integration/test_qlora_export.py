@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmforge.errors import ConfigError
+from lmforge.export.merge import ExportError
 
 
 @pytest.fixture(scope="module", params=[4, 8])
@@ -32,7 +32,7 @@ def test_merge_into_quantized_base_is_refused(qlora_run, tmp_path):
     from lmforge.export.merge import export
 
     bits, run = qlora_run
-    with pytest.raises(ConfigError, match=f"{bits}-bit quantized base") as err:
+    with pytest.raises(ExportError, match=f"{bits}-bit quantized base") as err:
         export(run, tmp_path / "out", merge=True)
     assert "--dequantize" in err.value.hint
     assert not (tmp_path / "out").exists()
@@ -78,5 +78,5 @@ def test_quantize_needs_merge_for_adapters(qlora_run, tmp_path):
     from lmforge.export.merge import export
 
     _, run = qlora_run
-    with pytest.raises(ConfigError, match="--quantize needs --merge"):
+    with pytest.raises(ExportError, match="--quantize needs --merge"):
         export(run, tmp_path / "q", quantize=4)

@@ -47,12 +47,15 @@ def _split_model_arg(args) -> None:
     from pathlib import Path
 
     m = args.model_config
-    if m and (m.startswith("builtin:") or Path(m).is_dir()):
+    if m and (m.startswith("builtin:") or Path(m).is_dir()
+              or not m.endswith((".yaml", ".yml"))):
         args.model_dir, args.model_config = m, None
 
 
 def _setup(args):
     """(model path, RunConfig or None) from the arguments."""
+    from pathlib import Path
+
     from lmforge.commands._runargs import load_run
     from lmforge.errors import ConfigError
     from lmforge.infer.loading import run_config_of
@@ -63,8 +66,14 @@ def _setup(args):
         cfg = load_run(args)
     path = args.model_dir or (cfg.train.output_dir if cfg is not None else None)
     if path is None:
-        raise ConfigError("nothing to evaluate: pass --model DIR (a run's output_dir, a "
+        raise ConfigError("nothing to evaluate", "pass --model DIR (a run's output_dir, a "
                           "checkpoint, a model) or a run config")
+    if not path.startswith("builtin:") and not Path(path).exists():
+        from lmforge.errors import ModelError
+
+        hint = ("train the run first" if args.model_dir is None else
+                "pass a run's output_dir, a checkpoint-N, a merged export or a model directory")
+        raise ModelError(f"{path}: no such directory", hint)
     if cfg is None and not path.startswith("builtin:"):
         cfg = run_config_of(path)
     return path, cfg

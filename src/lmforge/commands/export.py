@@ -25,25 +25,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _export(args):
+    from lmforge.export.merge import export
+
+    return export(args.source, args.out, merge=args.merge, dtype=args.dtype,
+                  quantize=args.quantize, dequantize=args.dequantize, base=args.base)
+
+
 def run(args) -> int:
     import json
 
-    from lmforge.export.merge import export
     from lmforge.utils.logs import setup
 
-    if args.json:  # keep stdout pure JSON: logs go to stderr
+    if args.json:  # keep stdout pure JSON: logs (and libraries printing on import) go to stderr
+        import contextlib
         import logging
         import sys
 
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
-    else:
-        setup()
-    result = export(args.source, args.out, merge=args.merge, dtype=args.dtype,
-                    quantize=args.quantize, dequantize=args.dequantize, base=args.base)
-    if args.json:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = _export(args)
         print(json.dumps(dict(result.info, out=str(result.out), messages=result.messages),
                          indent=2))
         return 0
+    setup()
+    result = _export(args)
     for note in result.messages:
         print(f"note: {note}")
     what = "merged model" if result.merged else result.artifact

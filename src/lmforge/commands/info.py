@@ -26,11 +26,16 @@ def _fmt(value) -> str:
 
 
 def run(args) -> int:
+    import contextlib
     import json
+    import sys
 
     from lmforge.export.inspect import model_info
 
-    info = model_info(args.model, args.adapter, args.trust_remote_code, args.gguf_file)
+    # with --json, stdout holds only the JSON (some libraries print when imported)
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet:
+        info = model_info(args.model, args.adapter, args.trust_remote_code, args.gguf_file)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -42,6 +42,18 @@ def _generation(args, run_cfg):
                    seed=args.seed, do_sample=True if args.do_sample else None)
 
 
+def _run_config(args):
+    """The RunConfig saved with the adapter or the model (None for a plain model)."""
+    from lmforge.infer.loading import run_config_of
+
+    for path in (args.adapter, args.model):
+        if path and not path.startswith("builtin:"):
+            cfg = run_config_of(path)
+            if cfg is not None:
+                return cfg
+    return None
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -56,13 +68,11 @@ def run(args) -> int:
 
     setup()
     if args.votes < 1:
-        raise ConfigError(f"--votes: must be at least 1 (got {args.votes})")
-    engine = ChatEngine.load(args.model, adapter=args.adapter, template=args.template,
-                             batch_size=args.batch_size)
-    run_cfg = engine.run_config
+        raise ConfigError(f"--votes: must be at least 1 (got {args.votes})", "use --votes 5")
+    run_cfg = _run_config(args)
     columns = dict(run_cfg.data.columns) if run_cfg is not None else {}
     system = args.system or (run_cfg.data.system if run_cfg is not None else None)
-    items = prediction_inputs(args.input, columns, system)
+    items = prediction_inputs(args.input, columns, system)  # bad input fails before loading
     pattern = args.answer_pattern or (run_cfg.eval.answer_pattern if run_cfg else None)
     if pattern:
         import re
@@ -70,8 +80,11 @@ def run(args) -> int:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"--answer-pattern: not a valid regular expression: {exc}")
+            raise ConfigError(f"--answer-pattern: not a valid regular expression: {exc}",
+                              "the answer is the first group, e.g. '答案是：([A-D])'") from None
     gen = _generation(args, run_cfg)
+    engine = ChatEngine.load(args.model, adapter=args.adapter, template=args.template,
+                             batch_size=args.batch_size)
     with bar(len(items), "predict", not args.no_progress) as advance:
         counts = predict(engine, items, Path(args.output), gen, args.votes, pattern, advance)
     Console().print(f"[bold green]done[/]: {counts['written']} written, {counts['skipped']} "

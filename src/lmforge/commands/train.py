@@ -1,4 +1,4 @@
-"""lmforge train: run a stage from a config."""
+"""lmforge train: run a stage from a config (``--nproc N``: under torchrun, N processes)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,25 @@ HELP = "train a model (stage pt, sft, ...) from a run config"
 
 
 def add_arguments(parser) -> None:
+    from lmforge.distributed.launch import add_launch_arguments
+
     add_run_arguments(parser)
+    add_launch_arguments(parser)
 
 
 def run(args) -> int:
-    from lmforge import stages
+    from lmforge.distributed import launch, ranks
     from lmforge.utils.logs import setup
 
     setup()
-    cfg = load_run(args)
+    cfg = load_run(args)  # a bad config fails here, before any process is started
+    if launch.wants_launch(args):
+        return launch.relaunch(args)
+    from lmforge import stages
+
     result = stages.run(cfg)
+    if not ranks.is_main():
+        return 0
     from rich.console import Console
 
     console = Console()

@@ -1,7 +1,7 @@
 """``eval:`` — task metrics, generation settings, best-checkpoint choice, early stopping.
 
-The seeds' data configs write ``metrics: {name: f1, eval_calculate: true}``; ``eval.metrics`` accepts
-that mapping as an alias and expands it (before validation) into the explicit form
+The seeds' data configs write ``metrics: {name: f1, eval_calculate: true}``; ``eval.metrics``
+accepts that mapping as an alias and expands it (before validation) into the explicit form
 ``metrics: [f1]``, ``during_training: true`` and ``best_metric: f1`` (the seed's metric picks the
 saved checkpoint and drives early stopping). Keys given explicitly next to the alias win. The
 resolved ``lmforge_config.yaml`` of a run shows the expanded form.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from lmforge.config.base import Section
+
+# DeepSpeed configs shipped in lmforge/distributed/configs ("auto" values filled from train:)
+DEEPSPEED_PRESETS = ("zero2", "zero3", "zero3_offload")
 
 
 class TrainConfig(Section):
@@ -34,9 +37,34 @@ class TrainConfig(Section):
     resume: str | None = Field(None, description="'auto' (newest complete checkpoint in "
                                "output_dir) or a checkpoint path")
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"],
-                                 description="trackers: tensorboard, wandb, mlflow, or none")
+                                 description="trackers: tensorboard (offline event files in "
+                                 "output_dir/logs), wandb (offline without WANDB_API_KEY), mlflow "
+                                 "(a local sqlite store next to output_dir unless "
+                                 "MLFLOW_TRACKING_URI is set), or none")
+    run_name: str | None = Field(None, description="run name shown by the trackers (default: the "
+                                 "output_dir folder name)")
+    deepspeed: str | None = Field(None, description="DeepSpeed ZeRO: zero2, zero3, zero3_offload "
+                                  "(shipped configs) or a path to a DeepSpeed JSON config; 'auto' "
+                                  "values are filled from this section")
+    fsdp: bool | dict[str, Any] | None = Field(None, description="PyTorch FSDP: true, or a dict "
+                                               "of transformers fsdp_config keys (version, "
+                                               "cpu_offload, transformer_layer_cls_to_wrap, ...)")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch")
     dataloader_workers: int = Field(0, ge=0, description="data loader worker processes")
     use_cpu: bool = Field(False, description="train on the CPU even when a GPU is present")
     extra: dict[str, Any] = Field(default_factory=dict, description="extra keys forwarded to the "
                                   "transformers/trl arguments class (checked by lmforge validate)")
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _deepspeed_spec(cls, value):
+        if value is not None and value not in DEEPSPEED_PRESETS and not value.endswith(".json"):
+            raise ValueError(f"expected one of {', '.join(DEEPSPEED_PRESETS)} or a .json path, "
+                             f"got '{value}'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_engine(self):
+        if self.deepspeed and self.fsdp not in (None, False):
+            raise ValueError("train.deepspeed and train.fsdp cannot both be set: pick one engine")
+        return self

@@ -63,8 +63,9 @@ def _root(data_dir: Path, split: str) -> Path:
     for cand in (data_dir, data_dir / "data"):
         if (cand / split).is_dir():
             return cand
-    raise ConfigError(f"--data-dir: {data_dir} has no '{split}/' folder (expected the benchmark's "
-                      "published layout, e.g. dev/ and test/ with one CSV per subject)")
+    raise ConfigError(f"--data-dir: {data_dir} has no '{split}/' folder",
+                      "point it at the benchmark's published layout: dev/ and test/ (C-Eval: "
+                      "val/) with one CSV per subject")
 
 
 def _row(values: dict | list, layout: Layout, subject: str, where: str) -> Question:
@@ -97,8 +98,8 @@ def load(name: str, data_dir: str | Path, split: str | None = None,
          subjects: Sequence[str] | None = None) -> dict[str, tuple[list, list]]:
     """``{subject: (few-shot dev questions, questions to evaluate)}``."""
     if name not in LAYOUTS:
-        raise ConfigError(f"--benchmark: unknown benchmark '{name}' (choose "
-                          f"{', '.join(LAYOUTS)})")
+        raise ConfigError(f"--benchmark: unknown benchmark '{name}'",
+                          f"choose one of {', '.join(LAYOUTS)}")
     layout = LAYOUTS[name]
     split = split or layout.split
     root = _root(Path(data_dir), split)
@@ -107,7 +108,8 @@ def load(name: str, data_dir: str | Path, split: str | None = None,
     unknown = sorted(set(chosen) - set(found))
     if unknown or not chosen:
         raise ConfigError(f"--subjects: not found in {root / split}: "
-                          f"{', '.join(unknown) or '(no subject files)'}")
+                          f"{', '.join(unknown) or '(no subject files)'}",
+                          f"available: {', '.join(found) or 'none'}")
     out = {}
     for subject in chosen:
         dev_file = layout.file(root, subject, "dev")

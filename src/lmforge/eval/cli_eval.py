@@ -119,7 +119,8 @@ def run_benchmark(args, path: str) -> int:
     from lmforge.eval.report import benchmark_table, write_json, write_jsonl
 
     if not args.data_dir:
-        raise ConfigError("--benchmark needs --data-dir DIR (the benchmark's files, unpacked)")
+        raise ConfigError("--benchmark needs --data-dir DIR", "point --data-dir at the "
+                          "benchmark's files, unpacked in their published layout")
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
     data = benchmark.load(args.benchmark, args.data_dir, args.split, subjects)
     out = output_dir(args, path)

@@ -8,8 +8,8 @@ Precision/recall/F1 follow scikit-learn's conventions over the label set = gold 
 parseable predicted labels (a spurious predicted label is a class with F1 0 in the macro mean);
 macro = unweighted mean over that set, micro = pooled counts (micro recall = accuracy).
 
-Text metrics (ROUGE, BLEU) live in ``lmforge.eval.text_metrics``. ``compute`` dispatches metric names
-from ``eval.metrics`` (including user metrics given as ``"module:function"``).
+Text metrics (ROUGE, BLEU) live in ``lmforge.eval.text_metrics``. ``compute`` dispatches metric
+names from ``eval.metrics`` (including user metrics given as ``"module:function"``).
 """
 
 from __future__ import annotations

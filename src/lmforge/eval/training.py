@@ -8,8 +8,8 @@ Trainer, then ``finalize(trainer, cfg, out_dir)`` after training and before the 
   template as ``lmforge eval``), computes ``eval.metrics`` and adds them to that log entry as
   ``eval_<name>``. The entry is the Trainer's returned metrics dict itself, so everything after it
   sees them: the log history (metrics.json, loss.png, trainer_state.json), the console line, and
-  the checkpoint choice. Reporters registered before this callback (TensorBoard) have already
-  written the entry; to have them record the metrics too, put these callbacks first.
+  the checkpoint choice, and the reporters (TensorBoard, ...) because the stage runs these
+  callbacks before them (``stages.trainer.before_reporters``).
 - ``BestCheckpoint`` (``on_evaluate``) tracks ``eval.best_metric``: on improvement it records it in
   ``state.best_metric``/``best_global_step`` and asks for a checkpoint at that step (so the best
   model is always on disk; the Trainer's checkpoint rotation then protects it), and it stops
@@ -61,6 +61,8 @@ class GenerationMetrics(TrainerCallback):
         from lmforge.infer.engine import ChatEngine
 
         engine = ChatEngine(model, self.tokenizer, self.template, batch_size=self.batch_size)
+        log.info("generating answers to %d eval examples for %s", len(self.samples),
+                 ", ".join(self.names))
         return evaluate(engine, self.samples, self.cfg.eval, self.names)
 
     def _write(self, records: list[dict], step: int) -> None:

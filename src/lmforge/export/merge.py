@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmforge.errors import ConfigError
+from lmforge.errors import LmforgeError
 from lmforge.export.source import Source, inspect_source
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,13 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
               "chat_template.jinja", "chat_template.json", "generation_config.json",
               "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json")
+
+
+class ExportError(LmforgeError):
+    """An export the options do not allow (exit code 2, like a usage error)."""
+
+    exit_code = 2
+    default_hint = "see `lmforge export --help`"
 
 
 @dataclass
@@ -43,7 +50,7 @@ def _check(src: Source, merge: bool, quantize: int | None, dequantize: bool) -> 
     notes = []
     if src.kind == "adapter" and not src.mergeable:
         if quantize:
-            raise ConfigError(f"--quantize: a {src.method} adapter cannot be merged into the "
+            raise ExportError(f"--quantize: a {src.method} adapter cannot be merged into the "
                               "weights, so there is no standalone model to quantize")
         if merge:
             notes.append(f"{src.method} adds learned virtual tokens instead of changing weights, "
@@ -51,10 +58,10 @@ def _check(src: Source, merge: bool, quantize: int | None, dequantize: bool) -> 
                          "PeftModel.from_pretrained on the base model)")
         return notes
     if src.kind == "adapter" and quantize and not merge:
-        raise ConfigError("--quantize needs --merge for an adapter (it quantizes the merged model)")
+        raise ExportError("--quantize needs --merge for an adapter (it quantizes the merged model)")
     if src.kind == "adapter" and merge and src.quantized_base and not dequantize:
         bits = src.run_adapter.bits if src.run_adapter else "k"
-        raise ConfigError(f"--merge: this adapter was trained on a {bits}-bit quantized base "
+        raise ExportError(f"--merge: this adapter was trained on a {bits}-bit quantized base "
                           "(qlora); merging into quantized weights is not supported",
                           "add --dequantize: the base is loaded unquantized, the adapter merged "
                           "into it and the result saved (add --quantize 4 to quantize it again)")
@@ -145,7 +152,7 @@ def _export_adapter(src: Source, out: Path, dtype_name: str) -> None:
     """Copy the adapter (weights cast to --dtype when given) and the tokenizer files."""
     weights = src.path / "adapter_model.safetensors"
     if not weights.is_file():
-        raise ConfigError(f"{src.path}: no adapter_model.safetensors (only safetensors adapters "
+        raise ExportError(f"{src.path}: no adapter_model.safetensors (only safetensors adapters "
                           "are exported)")
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src.path / "adapter_config.json", out / "adapter_config.json")
@@ -176,10 +183,10 @@ def export(source: str | Path, out: str | Path, merge: bool = False, dtype: str 
     src = inspect_source(source, base)
     out = Path(out)
     if out.resolve() == src.path.resolve():
-        raise ConfigError("--out must differ from the source directory")
+        raise ExportError("--out must differ from the source directory")
     notes = _check(src, merge, quantize, dequantize)
     if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out}: exists and is not empty", "choose a new directory")
+        raise ExportError(f"--out {out}: exists and is not empty", "choose a new directory")
     standalone = src.kind == "model" or (merge and src.mergeable)
     if standalone:
         tokenizer = _tokenizer(src)

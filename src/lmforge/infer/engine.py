@@ -11,7 +11,8 @@ training (on the live model), multiple-choice scoring, and later chat / web UI /
 
 Log-probabilities are the model's own (temperature 1, no top-p/k) and are computed by one scoring
 pass over prompt + answer instead of keeping every step's logits during generation, which would
-cost steps x batch x vocab floats. Calls are serialised by a lock (one model, many threads).
+cost steps x batch x vocab floats. Calls are serialised by a lock (one model, many threads). A
+``seed`` seeds a forked RNG: the caller's random state (a training run's) is left untouched.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import Callable, Iterator, Sequence
 
 from lmforge.config.eval import GenerationConfig
 from lmforge.infer.types import Choice, Completion, options  # noqa: F401 (re-exported)
+from lmforge.infer.util import Cancel, seeded
 from lmforge.infer.util import eval_mode as _eval_mode
 from lmforge.infer.util import until_stop as _until_stop
 
 
 class ChatEngine:
-    def __init__(self, model, tokenizer, template: str | None, name: str = "model", batch_size: int = 8,
-                 max_prompt_tokens: int | None = None):
+    def __init__(self, model, tokenizer, template: str | None, name: str = "model",
+                 batch_size: int = 8, max_prompt_tokens: int | None = None):
         self.model, self.tokenizer, self.template, self.name = model, tokenizer, template, name
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
@@ -104,11 +106,7 @@ class ChatEngine:
         ids = [self.encode(p) for p in prompts]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out: list[Completion | None] = [None] * len(ids)
-        with self.lock, _eval_mode(self.model):
-            if g.seed is not None:
-                from transformers import set_seed
-
-                set_seed(g.seed)
+        with self.lock, _eval_mode(self.model), seeded(g.seed, self.device):
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
                 results = self._generate_batch([ids[i] for i in chunk], g, logprobs,
@@ -119,11 +117,12 @@ class ChatEngine:
                     progress(len(chunk))
         return out  # type: ignore[return-value]
 
-    def _kwargs(self, g: GenerationConfig, stop: list[str] | None = None) -> dict:
+    def _kwargs(self, g: GenerationConfig, stop: Sequence[str] = ()) -> dict:
         import copy
 
         config = copy.deepcopy(self.model.generation_config)
-        sampling = dict(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k or None) \
+        # top_k 0 must be passed as 0: transformers 5 fills None with its default of 50
+        sampling = dict(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k) \
             if g.do_sample else dict(temperature=None, top_p=None, top_k=None)
         config.update(max_new_tokens=g.max_new_tokens, do_sample=g.do_sample,
                       num_return_sequences=g.num_return_sequences,
@@ -179,8 +178,16 @@ class ChatEngine:
         return Choice(text, kept, "length" if cut is None else "stop")
 
     def stream(self, messages: list[dict], gen: GenerationConfig | None = None,
-               stop: Sequence[str] = (), **overrides) -> Iterator[str]:
+               stop: Sequence[str] = (), usage: dict | None = None,
+               **overrides) -> Iterator[str]:
         """Text pieces of one answer as they are generated (the same text as ``generate``)."""
+        return self.stream_prompt(self.render(messages), gen, stop, usage, **overrides)
+
+    def stream_prompt(self, prompt: str, gen: GenerationConfig | None = None,
+                      stop: Sequence[str] = (), usage: dict | None = None,
+                      **overrides) -> Iterator[str]:
+        """``stream`` for a rendered prompt string. ``usage``, when given, receives prompt_tokens,
+        completion_tokens and finish_reason (as ``generate`` counts them) at the end."""
         from transformers import TextIteratorStreamer
 
         g = options(gen, **overrides)
@@ -188,30 +195,44 @@ class ChatEngine:
             raise ValueError("stream() produces one answer: num_return_sequences must be 1")
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
                                         skip_special_tokens=True)
-        input_ids, mask = self._left_pad([self.encode(self.render(messages))])
+        prompt_ids = self.encode(prompt)
+        input_ids, mask = self._left_pad([prompt_ids])
         errors: list[BaseException] = []
+        result: list = []
+        cancel = Cancel()
 
         def work():
             try:
-                with self.lock, _eval_mode(self.model):
-                    if g.seed is not None:
-                        from transformers import set_seed
-
-                        set_seed(g.seed)
-                    self.model.generate(input_ids=input_ids, attention_mask=mask,
-                                        streamer=streamer, **self._kwargs(g, list(stop)))
+                with self.lock, _eval_mode(self.model), seeded(g.seed, self.device):
+                    result.append(self.model.generate(
+                        input_ids=input_ids, attention_mask=mask, streamer=streamer,
+                        stopping_criteria=cancel.criteria(), **self._kwargs(g, list(stop))))
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
                 streamer.end()
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        yield from _until_stop(streamer, [s for s in stop if s])
-        for _ in streamer:  # drain what follows a stop string so the worker can finish
-            pass
-        thread.join()
+        done = []
+
+        def pieces():
+            yield from streamer
+            done.append(True)
+
+        try:
+            yield from _until_stop(pieces(), [s for s in stop if s])
+        finally:
+            if not done:  # stopped early (a stop string, or the caller closed us)
+                cancel.set()
+                for _ in streamer:
+                    pass
+            thread.join()
         if errors:
             raise errors[0]
+        if usage is not None and result:
+            choice = self._choice(result[0][0, input_ids.shape[1]:].tolist(), stop)
+            usage.update(prompt_tokens=len(prompt_ids), completion_tokens=len(choice.token_ids),
+                         finish_reason=choice.finish_reason)
 
     # ---- scoring ---------------------------------------------------------------------------
     def loglikelihood(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[list[float]]:

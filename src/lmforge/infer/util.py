@@ -1,8 +1,9 @@
 """Small helpers of the ChatEngine: inference mode for a model that may be training, and stop
-strings applied to streamed text."""
+strings applied to streamed text, and cancelling a generation running in another thread."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator
 
 
@@ -37,3 +38,42 @@ class eval_mode:
     def __exit__(self, *exc):
         if self.was_training:
             self.model.train()
+
+
+class Cancel:
+    """A flag that ends a running ``generate`` at its next step (a closed stream)."""
+
+    def __init__(self):
+        import threading
+
+        self.event = threading.Event()
+
+    def set(self) -> None:
+        self.event.set()
+
+    def criteria(self):
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        event = self.event
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool,
+                                  device=input_ids.device)
+
+        return StoppingCriteriaList([_Stop()])
+
+
+@contextmanager
+def seeded(seed: int | None, device=None):
+    """Seed torch inside the block only (the global RNG state is restored afterwards)."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    devices = [device] if device is not None and getattr(device, "type", "") == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

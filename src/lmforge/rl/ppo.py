@@ -70,7 +70,6 @@ class PPO:
         stats = {"reward_mean": raw.mean().item(), "reward_std": raw.std().item()
                  if len(raw) > 1 else 0.0, "completions/mean_length": float(sum(lengths)) /
                  len(lengths), "completions/ended": ended.float().mean().item(), **means}
-        self.last_completions = completions
         return scores, stats
 
     @torch.no_grad()

@@ -82,12 +82,14 @@ def forward(policy, batch: Batch, temperature: float, value_head=None,
     """Log-probs of the completion tokens ``[B, R]``, values ``[B, R]`` (when a critic is given:
     a head on the policy's last hidden state, or on a separate backbone's) and, if asked, the
     entropy per token."""
-    P = batch.prompt_len
+    # the positions that predict the completion tokens, counted from the end (prompt-learning
+    # adapters prepend virtual tokens to the outputs)
+    R = batch.mask.shape[1]
     shared = value_head is not None and critic_backbone is None
     out = policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                  position_ids=position_ids(batch.attention_mask), use_cache=False,
                  output_hidden_states=shared)
-    logits = out.logits[:, P - 1:-1] / temperature
+    logits = out.logits[:, -R - 1:-1] / temperature
     logprobs = logprobs_from_logits(logits, batch.response)
     values = None
     if value_head is not None:
@@ -98,7 +100,7 @@ def forward(policy, batch: Batch, temperature: float, value_head=None,
                                      attention_mask=batch.attention_mask,
                                      position_ids=position_ids(batch.attention_mask),
                                      use_cache=False, output_hidden_states=True).hidden_states[-1]
-        values = value_head(hidden[:, P - 1:-1])
+        values = value_head(hidden[:, -R - 1:-1])
     entropy = entropy_from_logits(logits.detach()) if with_entropy else None
     return logprobs, values, entropy
 

@@ -28,6 +28,9 @@ def precision_flags(cfg: RunConfig) -> dict[str, bool]:
 
 
 def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
+    from lmforge.distributed.engines import engine_kwargs
+    from lmforge.tracking import run_name
+
     t = cfg.train
     eval_steps = t.eval_steps or t.save_steps
     report = [r for r in t.report_to if r != "none"] or "none"
@@ -42,11 +45,13 @@ def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit,
         eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps if has_eval else None,
         logging_steps=t.logging_steps, logging_first_step=True, report_to=report,
+        run_name=run_name(cfg),
         dataloader_num_workers=t.dataloader_workers,
         use_cpu=not has_cuda(cfg), remove_unused_columns=False,
         save_safetensors=True if _accepts("save_safetensors") else None,
         disable_tqdm=False,
         **precision_flags(cfg),
+        **engine_kwargs(cfg),  # train.deepspeed / train.fsdp
     )
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "eval_steps"}
     kwargs["__extra__"] = dict(t.extra)

@@ -25,6 +25,12 @@ def setup_torch(cfg: RunConfig) -> None:
     from transformers import set_seed
     from transformers.utils import logging as hf_logging
 
+    from lmforge.distributed import ranks
+
+    # launched with several processes: start the process group now, so the data can be
+    # tokenized on rank 0 first (ranks.main_first) before the Trainer exists
+    ranks.init_process_group(cfg.train.use_cpu, cfg.train.extra.get("ddp_timeout"))
+
     hf_logging.disable_progress_bar()  # per-shard/per-load tqdm bars; training has a rich bar
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
@@ -112,7 +118,11 @@ def finish(trainer, train_output, out: Path, extra: dict | None = None) -> RunRe
         metrics["train_tokens_per_second"] = tokens / runtime if runtime > 0 else 0.0
     metrics.update(extra or {})
     metrics["global_step"] = trainer.state.global_step
+    metrics["world_size"] = trainer.args.world_size
     if trainer.is_world_process_zero():
+        from lmforge import tracking
+
         write_metrics(out, metrics)
         plot_curves(history, out / "loss.png", title=f"{out.name}: loss")
+        tracking.finish(trainer, metrics, out)  # config + final metrics to the trackers
     return RunResult(out, metrics, list(history))

@@ -23,8 +23,11 @@ def train_lm(cfg: RunConfig, template: str | None, tokenizer,
     from lmforge.stages.args import build_arguments
     from lmforge.utils.rundir import write_json, write_run_files
 
+    from lmforge.distributed.ranks import main_first
+
     out = write_run_files(cfg)
-    data = pipeline.build(cfg, tokenizer, template)
+    with main_first():  # several processes: rank 0 tokenizes, the others read its cache
+        data = pipeline.build(cfg, tokenizer, template)
     model = T.prepare_model(cfg, tokenizer)
     counts = common.log_parameters(model)
     train_ds, eval_ds, collator = T.prepare_data(cfg, data, tokenizer, model)

@@ -161,8 +161,10 @@ def build_trainer(cfg: RunConfig, model, args, train_dataset, eval_dataset, coll
                   callbacks=(), cls=None, **kwargs):
     """The Trainer (or ``cls``, e.g. a trl trainer) with lmforge's callbacks; ``callbacks`` run
     before the reporting integrations, ``extra_callbacks`` last."""
+    from lmforge import tracking
     from lmforge.model.adapters import callbacks as adapter_callbacks
 
+    tracking.start(cfg, args)  # tracker defaults (offline W&B, local MLflow store, ...)
     cls = trainer_class(cls)
     trainer = cls(model=model, args=args, train_dataset=train_dataset,
                   eval_dataset=eval_dataset, data_collator=collator, processing_class=tokenizer,

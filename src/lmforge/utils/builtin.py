@@ -34,9 +34,6 @@ class Builtin:
     installed: Callable[[], bool] = lambda: True
     install: str | None = None  # the command that makes it available, when it is not
 
-    def __iter__(self):  # (description, build, installed), as the table used to hold
-        return iter((self.description, self.build, self.installed))
-
 
 def _tiny(arch: str) -> Callable[[Path], None]:
     def build(out: Path) -> None:

@@ -40,11 +40,19 @@ def git_commit() -> str | None:
 def write_run_files(cfg: RunConfig, out_dir: str | Path | None = None) -> Path:
     out = Path(out_dir or cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if _rank() != 0:  # several processes: rank 0 writes the run files
+        return out
     (out / "lmforge_config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
     env = {"versions": versions(), "git_commit": git_commit(), "argv": sys.argv,
            "platform": platform.platform()}
     (out / "env.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
     return out
+
+
+def _rank() -> int:
+    from lmforge.utils.logs import rank
+
+    return rank()
 
 
 def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
@@ -55,7 +63,10 @@ def write_metrics(out_dir: str | Path, metrics: dict) -> Path:
 
 
 def write_json(out_dir: str | Path, name: str, data: dict) -> Path:
-    """A JSON file in the run directory (values that are not JSON are written as strings)."""
+    """A JSON file in the run directory (values that are not JSON are written as strings; only
+    rank 0 writes in a multi-process run)."""
     path = Path(out_dir) / name
+    if _rank() != 0:
+        return path
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return path
