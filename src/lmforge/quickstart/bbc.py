@@ -74,12 +74,18 @@ def split(articles: list[Article], eval_size: int, seed: int = 0,
         by_label.setdefault(a.label, []).append(a)
     train, evals = [], []
     total = len(articles)
-    for label in sorted(by_label):
+    labels = sorted(by_label)
+    # largest-remainder allocation: per-label shares that add up to exactly eval_size
+    exact = {lab: eval_size * len(by_label[lab]) / total for lab in labels}
+    counts = {lab: int(exact[lab]) for lab in labels}
+    for lab in sorted(labels, key=lambda x: exact[x] - counts[x], reverse=True)[
+            : eval_size - sum(counts.values())]:
+        counts[lab] += 1
+    for label in labels:
         group = list(by_label[label])
         rng.shuffle(group)
-        n_eval = round(eval_size * len(group) / total)
-        evals += group[:n_eval]
-        train += group[n_eval:]
+        evals += group[:counts[label]]
+        train += group[counts[label]:]
     rng.shuffle(train)
     rng.shuffle(evals)
     if train_size is not None:

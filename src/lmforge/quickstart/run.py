@@ -19,6 +19,9 @@ from lmforge.quickstart import bbc
 
 MODEL = "builtin:smollm2-135m-instruct"
 ANSWER_PATTERN = r"(?i)\b(business|entertainment|politics|sport|tech)"
+# enough for the untuned model to say "The topic of this article is sport"; the tuned model
+# answers with the label and its end-of-turn token, so generation stops early
+MAX_NEW_TOKENS = 12
 
 
 @dataclass
@@ -42,14 +45,14 @@ def run_config(s: QuickstartSettings, train_file: Path, eval_file: Path) -> dict
         "model": {"path": MODEL, "template": "auto"},
         "adapter": {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.0,
                     "target_modules": "all-linear"},
-        "data": {"train": str(train_file), "eval": str(eval_file), "format": "alpaca",
-                 "max_length": 256},
+        # the held-out split is scored by generation below (macro-F1), not by a loss pass
+        "data": {"train": str(train_file), "format": "alpaca", "max_length": 256},
         "train": {"output_dir": str(s.output / "run"), "max_steps": s.max_steps,
                   "batch_size": s.batch_size, "learning_rate": s.learning_rate,
                   "warmup_ratio": 0.1, "lr_scheduler": "cosine", "save_steps": s.max_steps,
-                  "logging_steps": 5, "seed": s.seed, "eval_steps": s.max_steps * 10},
+                  "logging_steps": 5, "seed": s.seed},
         "eval": {"metrics": ["f1", "accuracy"], "answer_pattern": ANSWER_PATTERN,
-                 "generation": {"max_new_tokens": 4}},
+                 "generation": {"max_new_tokens": MAX_NEW_TOKENS}},
     }
 
 
@@ -66,17 +69,26 @@ def prepare_data(s: QuickstartSettings) -> tuple[Path, Path, list[dict]]:
     return train_file, eval_file, eval_records
 
 
+def _first(text: str) -> str | None:
+    import re
+
+    found = re.search(ANSWER_PATTERN, text)
+    return found.group(1) if found else None
+
+
 def evaluate(engine, records: list[dict]) -> dict:
     """Macro-F1 / accuracy of greedy answers; returns metrics and per-example predictions."""
-    from lmforge.eval.answers import extract
     from lmforge.eval.metrics import accuracy, precision_recall_f1
     from lmforge.infer.progress import bar
 
     chats = [[{"role": "user", "content": r["instruction"]}] for r in records]
     with bar(len(chats), "evaluating") as advance:
-        outs = engine.generate(chats, max_new_tokens=4, do_sample=False, progress=advance)
+        outs = engine.generate(chats, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                               progress=advance)
     texts = [o.text for o in outs]
-    answers = [extract(t, ANSWER_PATTERN) for t in texts]
+    # the first topic named counts (extract() takes the last match, right for reasoning chains;
+    # here "sport, not politics" should count as sport)
+    answers = [_first(t) for t in texts]
     answers = [a.lower() if a else None for a in answers]
     gold = [r["output"] for r in records]
     prf = precision_recall_f1(answers, gold)
@@ -171,4 +183,5 @@ def _print(console, summary: dict, s: QuickstartSettings) -> None:
     console.print("next:\n"
                   f"  lmforge chat {merged or run_dir}\n"
                   f"  lmforge serve {merged or run_dir} --port 8000\n"
-                  f"  lmforge eval {run_dir}")
+                  f"  lmforge eval --model {run_dir} --data-file {s.output / 'data/eval.jsonl'} "
+                  f"--metrics f1 --max-new-tokens {MAX_NEW_TOKENS}")

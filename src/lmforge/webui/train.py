@@ -44,7 +44,8 @@ class Runs:
 def _frame(points):
     import pandas as pd
 
-    return pd.DataFrame(points or [], columns=["step", "curve", "value"])
+    frame = pd.DataFrame(points or [], columns=["step", "curve", "value"])
+    return frame.astype({"step": "int64", "curve": "str", "value": "float64"})
 
 
 def build(gr, runs: Runs, cwd_note: str, prefill: dict | None = None) -> None:
