@@ -105,6 +105,16 @@ def _wait(driver, condition, timeout=90):
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
 
 
+def _open_train_tab(driver) -> None:
+    from selenium.webdriver.common.by import By
+
+    def tab(d):
+        return next((t for t in d.find_elements(By.CSS_SELECTOR, "button[role='tab']")
+                     if t.text.strip() == "Train"), None)
+
+    _wait(driver, tab).click()
+
+
 def test_chat_reply_appears_in_the_browser(browser, tiny_model_dir):
     import torch
     from selenium.webdriver.common.by import By
@@ -137,8 +147,7 @@ def test_train_tab_shows_the_validators_error_text(browser):
 
     from lmforge.webui import form
 
-    tabs = browser.find_elements(By.CSS_SELECTOR, "button[role='tab']")
-    next(t for t in tabs if t.text.strip() == "Train").click()
+    _open_train_tab(browser)
     field = _wait(browser, lambda d: d.find_element(
         By.CSS_SELECTOR, "#f-train-learning_rate textarea, #f-train-learning_rate input"))
     field.clear()
@@ -151,3 +160,30 @@ def test_train_tab_shows_the_validators_error_text(browser):
     _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, out).get_property("value"))
     assert browser.find_element(By.CSS_SELECTOR, out).get_property("value") == want
     assert "train.learning_rate" in want
+
+
+@pytest.mark.slow
+def test_train_tab_trains_and_draws_the_loss_curve_live(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    _open_train_tab(browser)
+    fields = {"train.learning_rate": "5e-3", "train.max_steps": "6", "train.logging_steps": "1",
+              "train.batch_size": "8", "train.num_threads": "1", "train.report_to": "[none]",
+              "train.output_dir": str(tmp_path / "run"),
+              "data.train": str(REPO / "examples/data/toy_train.jsonl")}
+    for key, value in fields.items():
+        css = f"#f-{key.replace('.', '-')}"
+        field = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR,
+                                                        f"{css} textarea, {css} input"))
+        field.clear()
+        field.send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "#config-file textarea").clear()
+    browser.find_element(By.CSS_SELECTOR, "#config-file textarea").send_keys(
+        str(tmp_path / "ui.yaml"))
+    browser.find_element(By.CSS_SELECTOR, "#train-start").click()
+    status = _wait(browser, lambda d: "finished" in d.find_element(
+        By.CSS_SELECTOR, "#train-status").text and d.find_element(
+        By.CSS_SELECTOR, "#train-status").text, timeout=300)
+    assert status.startswith("finished after step 6")
+    assert (tmp_path / "run" / "metrics.json").is_file()  # the run finished and saved
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#train-plot svg path"))

@@ -22,8 +22,8 @@ def _ppo(tmp_path, **sections):
 
 
 def test_ppo_raises_the_mean_reward(tmp_path):
-    cfg = _ppo(tmp_path, train={"max_steps": 12, "batch_size": 16, "learning_rate": 1e-3,
-                                "save_steps": 12})
+    cfg = _ppo(tmp_path, train={"max_steps": 8, "batch_size": 16, "learning_rate": 1e-3,
+                                "save_steps": 8})
     result = stages.run(cfg)
     first, last = first_last(result.log_history, "reward_mean")
     assert last > first + 0.1, (first, last)
@@ -33,7 +33,7 @@ def test_ppo_raises_the_mean_reward(tmp_path):
     assert result.log_history[-1]["kl"] > 0
     out = result.output_dir
     for name in ("metrics.json", "loss.png", "reward.png", "model.safetensors",
-                 "critic/value_head.safetensors", "checkpoint-12/ppo_state.json",
+                 "critic/value_head.safetensors", "checkpoint-8/ppo_state.json",
                  "tokenizer.json", "chat_template.jinja"):
         assert (out / name).exists(), name
     assert any((out / "logs").rglob("events.out.tfevents.*"))

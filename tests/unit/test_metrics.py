@@ -99,7 +99,7 @@ def test_user_metric_module_function(tmp_path, monkeypatch):
         "def length_ratio(preds, refs):\n"
         "    return sum(len(p) for p in preds) / sum(len(r) for r in refs)\n"
         "def both(preds, refs):\n    return {'x': 1, 'y': 0.5}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # user metrics are imported from the working directory only
     out = M.compute(["my_metrics:length_ratio", "my_metrics:both"], ["ab", "c"], ["abcd", "ef"])
     assert out == {"length_ratio": 0.5, "x": 1.0, "y": 0.5}
     from lmforge.errors import ConfigError

@@ -52,6 +52,14 @@ class TrainConfig(Section):
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch")
     dataloader_workers: int = Field(0, ge=0, description="data loader worker processes")
     use_cpu: bool = Field(False, description="train on the CPU even when a GPU is present")
+    nan_policy: Literal["skip", "stop"] = Field(
+        "skip", description="a non-finite (NaN/Inf) loss or gradient: 'skip' the update (counted "
+        "in train_skipped_steps; stops after max_bad_steps in a row) or 'stop' at the first one")
+    max_bad_steps: int = Field(5, ge=1, description="stop with an error naming the batch after "
+                               "this many non-finite steps in a row (nan_policy: skip)")
+    loss_spike_factor: float | None = Field(5.0, gt=1, description="log a warning naming the "
+                                            "batch when a batch's loss exceeds this multiple of "
+                                            "the running mean (null: off)")
     extra: dict[str, Any] = Field(default_factory=dict, description="extra keys forwarded to the "
                                   "transformers/trl arguments class (checked by lmforge validate)")
 

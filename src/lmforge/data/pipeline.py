@@ -137,8 +137,9 @@ def _encode_list(examples: list, tokenizer, template, settings: Settings, skip: 
                 counts["dropped"] += 1
             elif isinstance(enc, Encoded) and all(t == IGNORE for t in enc.labels):
                 counts["zero_trained"] += 1
-            else:
-                rows.append(enc.row())
+            else:  # 'where' (file:line) lets a training fault name the rows of a bad batch
+                rows.append(dict(enc.row(), where=ex.where) if isinstance(ex, (Conversation, Text))
+                            else enc.row())
     return rows, counts
 
 

@@ -10,9 +10,6 @@ the example for metrics later.
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from typing import Any
 
 from lmforge.data.formats import _history, _with_system, field_value
@@ -24,17 +21,10 @@ _HINT = ("the class needs load(self, split) returning records and convert(self, 
 
 
 def load_class(source: str):
-    module_name, _, class_name = source.partition(":")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise ConfigError(f"data.source: module '{module_name}' not found (looked in the "
-                              f"working directory {cwd} and on sys.path)") from None
-        raise
+    from lmforge.utils.resolve import load_where, split_ref
+
+    module_name, class_name = split_ref(source, "data.source")
+    module = load_where(module_name, "data.source")  # only from the working directory
     cls = getattr(module, class_name, None)
     if cls is None:
         names = [n for n in dir(module) if isinstance(getattr(module, n), type)

@@ -106,7 +106,25 @@ def quiet_cpu_ops(cfg) -> None:
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
 
+def forget_previous_run() -> None:
+    """Drop the DeepSpeed config a previous run in this process left registered (transformers
+    keeps a weak reference that outlives the run while anything holds its arguments): with it,
+    the next run's model would load under ZeRO-3 ``zero.Init`` even without DeepSpeed."""
+    import sys
+
+    module = sys.modules.get("transformers.integrations.deepspeed")
+    if module is not None:
+        module.unset_hf_deepspeed_config()
+
+
 def fsdp_config(cfg) -> dict:
+    from lmforge.stages.args import has_cuda
+
+    if not has_cuda(cfg):
+        # accelerate enables FSDP only on accelerators: on the CPU it would silently train DDP
+        raise ConfigError("train.fsdp: FSDP needs CUDA GPUs (on the CPU accelerate ignores it "
+                          "and every process would hold the whole model)",
+                          hint="use train.deepspeed: zero3 to shard on the CPU")
     spec = cfg.train.fsdp
     options = {} if spec is True else dict(spec)
     options = {k[5:] if k.startswith("fsdp_") else k: v for k, v in options.items()}

@@ -122,17 +122,11 @@ def pairwise_accuracy(chosen_scores: Sequence[float], rejected_scores: Sequence[
 
 
 def user_metric(spec: str) -> Callable:
-    """Import ``"module:function"`` (a callable of predictions, references)."""
-    import importlib
+    """Import ``"module:function"`` (a callable of predictions, references) from the working
+    directory (the shared resolver: never from elsewhere on the Python path)."""
+    from lmforge.utils.resolve import resolve
 
-    module_name, _, attr = spec.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"eval.metrics: cannot import metric '{spec}': {exc}") from None
-    if not callable(fn):
-        raise ConfigError(f"eval.metrics: '{spec}' is not callable")
-    return fn
+    return resolve(spec, f"eval.metrics: metric '{spec}'")
 
 
 def _user(spec: str, predictions, references) -> dict[str, float]:

@@ -2,9 +2,9 @@
 few slash commands.
 
 On a terminal it is an interactive prompt (readline editing). When stdin is not a terminal it is
-scriptable: every non-empty input line is one user turn and its answer is written to stdout as one
-line ending with a newline (streamed as it is generated); commands are answered on stderr, so
-stdout holds the answers only.
+scriptable: every non-empty input line is one user turn and its answer is written to stdout,
+streamed as it is generated, followed by a newline (an answer may itself hold newlines); commands
+are answered on stderr, so stdout holds the answers only.
 """
 
 from __future__ import annotations

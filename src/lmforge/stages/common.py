@@ -25,11 +25,12 @@ def setup_torch(cfg: RunConfig) -> None:
     from transformers import set_seed
     from transformers.utils import logging as hf_logging
 
-    from lmforge.distributed import ranks
+    from lmforge.distributed import engines, ranks
 
     # launched with several processes: start the process group now, so the data can be
     # tokenized on rank 0 first (ranks.main_first) before the Trainer exists
     ranks.init_process_group(cfg.train.use_cpu, cfg.train.extra.get("ddp_timeout"))
+    engines.forget_previous_run()  # runs in one process (sweeps, tests) stay independent
 
     hf_logging.disable_progress_bar()  # per-shard/per-load tqdm bars; training has a rich bar
     if cfg.train.num_threads:
@@ -38,20 +39,22 @@ def setup_torch(cfg: RunConfig) -> None:
 
 
 def resume_checkpoint(cfg: RunConfig) -> str | None:
-    """None, the newest checkpoint in output_dir ('auto'), or the given path."""
+    """None, the newest COMPLETE checkpoint in output_dir ('auto': its manifest verifies, see
+    stages/checkpoints.py), or the given path (checked against its manifest)."""
+    from lmforge.stages import checkpoints
+
     resume = cfg.train.resume
     if not resume:
         return None
     if resume == "auto":
-        from transformers.trainer_utils import get_last_checkpoint
-
         out = Path(cfg.train.output_dir)
-        last = get_last_checkpoint(str(out)) if out.is_dir() else None
+        last = checkpoints.latest_complete(out)
         if not last:
-            log.info("train.resume: auto found no checkpoint in %s; starting fresh", out)
+            log.info("train.resume: auto found no complete checkpoint in %s; starting fresh", out)
         return last
     if not Path(resume).is_dir():
         raise ConfigError(f"train.resume: checkpoint '{resume}' not found")
+    checkpoints.check_resume_path(resume)
     return resume
 
 

@@ -6,8 +6,9 @@ prepare_data(cfg, data, tokenizer, model)``; ``trainer = build_trainer(...)``;
 ``output = train(trainer, cfg)``; then ``common.save_final`` and ``common.finish``.
 Any Trainer subclass (trl's included) works: ``build_trainer(..., cls=DPOTrainer)``.
 
-Trainer writes ``training_args.bin`` (a pickle, via torch.save) into every checkpoint; we leave it
-for now (resume needs nothing from it) -- a later robustness issue replaces it.
+Checkpoints are atomic and manifested, ``training_args.bin`` (a pickle) becomes JSON
+(``checkpoints.py``); NaN/Inf steps are skipped and counted, signals save and stop
+(``faults.py``).
 """
 
 from __future__ import annotations
@@ -60,10 +61,15 @@ class TokenCountingMixin:
 
 @functools.cache
 def trainer_class(base=None):
-    """``base`` (transformers' Trainer by default) with trained-token counting mixed in."""
+    """``base`` (transformers' Trainer by default) with trained-token counting, atomic
+    checkpoints and the numerical-fault guard mixed in."""
     if base is None:
         from transformers import Trainer as base
-    return type(f"Lmforge{base.__name__}", (TokenCountingMixin, base), {})
+    from lmforge.stages.checkpoints import AtomicCheckpointMixin
+    from lmforge.stages.faults import FaultMixin
+
+    mixins = (FaultMixin, AtomicCheckpointMixin, TokenCountingMixin)
+    return type(f"Lmforge{base.__name__}", (*mixins, base), {})
 
 
 def prepare_model(cfg: RunConfig, tokenizer):
@@ -171,6 +177,9 @@ def build_trainer(cfg: RunConfig, model, args, train_dataset, eval_dataset, coll
                   callbacks=list(callbacks) + adapter_callbacks(model, cfg.adapter)
                   + list(extra_callbacks), **kwargs)
     before_reporters(trainer, list(callbacks))
+    from lmforge.stages import faults
+
+    faults.install(trainer, cfg)  # NaN/Inf guard, SIGINT/SIGTERM -> checkpoint and stop
     replace_progress(trainer)
     check_packing_safe(cfg, trainer)
     return trainer
@@ -183,7 +192,10 @@ def train(trainer, cfg: RunConfig):
     checkpoint = resume_checkpoint(cfg)
     if checkpoint:
         log.info("resuming from %s", checkpoint)
-    return trainer.train(resume_from_checkpoint=checkpoint)
+    from lmforge.stages.faults import stop_on_signals
+
+    with stop_on_signals(trainer):
+        return trainer.train(resume_from_checkpoint=checkpoint)
 
 
 def eval_hooks(cfg: RunConfig):

@@ -50,10 +50,27 @@ def make_sampler(name: str, seed: int, dims):
     from lmforge.sweep.space import grid
 
     if name == "grid":
-        return optuna.samplers.GridSampler(grid(dims), seed=seed)
+        return _grid_sampler()(grid(dims), seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def _grid_sampler():
+    import optuna
+
+    class Grid(optuna.samplers.GridSampler):
+        """optuna's GridSampler.after_trial reads every trial's grid id, but a queued trial (an
+        interrupted one run again, see requeue_interrupted) has none: it reuses the grid point
+        of the failed trial, which already counts as visited."""
+
+        def after_trial(self, study, trial, state, values):
+            if "grid_id" in trial.system_attrs:
+                return super().after_trial(study, trial, state, values)
+            if not self._get_unvisited_grid_ids(study):
+                study.stop()
+
+    return Grid
 
 
 def make_pruner(name: str):

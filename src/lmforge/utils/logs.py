@@ -1,4 +1,4 @@
-"""Logging set-up: rich handler, rank-0 only in distributed runs."""
+"""Logging set-up: rich handler (secrets masked), rank-0 only in distributed runs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ def setup(level: int = logging.INFO) -> None:
 
     if rank() != 0:
         level = logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(show_path=False, rich_tracebacks=False)], force=True)
+    from lmforge.utils.secrets import install_log_filter
+
+    handler = RichHandler(show_path=False, rich_tracebacks=False)
+    install_log_filter(handler)  # API keys / tokens never reach the console or a log file
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler],
+                        force=True)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

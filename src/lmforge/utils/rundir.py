@@ -42,10 +42,12 @@ def write_run_files(cfg: RunConfig, out_dir: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if _rank() != 0:  # several processes: rank 0 writes the run files
         return out
-    (out / "lmforge_config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
-    env = {"versions": versions(), "git_commit": git_commit(), "argv": sys.argv,
+    from lmforge.utils.secrets import redact_argv, redact_tree, redact_yaml
+
+    (out / "lmforge_config.yaml").write_text(redact_yaml(to_yaml(cfg)), encoding="utf-8")
+    env = {"versions": versions(), "git_commit": git_commit(), "argv": redact_argv(sys.argv),
            "platform": platform.platform()}
-    (out / "env.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
+    (out / "env.json").write_text(json.dumps(redact_tree(env), indent=2), encoding="utf-8")
     return out
 
 

@@ -42,9 +42,13 @@ class Runs:
 
 
 def _frame(points):
+    """The loss curve's data; None while there is none (gradio's LinePlot draws no lines
+    for data set after an empty frame with a color field)."""
     import pandas as pd
 
-    frame = pd.DataFrame(points or [], columns=["step", "curve", "value"])
+    if not points:
+        return None
+    frame = pd.DataFrame(points, columns=["step", "curve", "value"])
     return frame.astype({"step": "int64", "curve": "str", "value": "float64"})
 
 
@@ -72,7 +76,8 @@ def build(gr, runs: Runs, cwd_note: str, prefill: dict | None = None) -> None:
         if is_method:
             method_boxes[section] = box
     with gr.Row():
-        config_file = gr.Textbox("webui-run.yaml", label="config file to write", scale=3)
+        config_file = gr.Textbox("webui-run.yaml", label="config file to write", scale=3,
+                                 elem_id="config-file")
         check_btn = gr.Button("Validate", scale=1, elem_id="train-validate")
         start_btn = gr.Button("Write YAML and train", variant="primary", scale=1,
                               elem_id="train-start")
@@ -80,8 +85,8 @@ def build(gr, runs: Runs, cwd_note: str, prefill: dict | None = None) -> None:
     message = gr.Textbox(label="validation", lines=3, interactive=False, elem_id="train-check")
     yaml_view = gr.Code(label="run config (YAML)", language="yaml", interactive=False)
     status = gr.Markdown("no training run yet", elem_id="train-status")
-    plot = gr.LinePlot(_frame([]), x="step", y="value", color="curve", title="loss",
-                       height=260)
+    plot = gr.LinePlot(None, x="step", y="value", color="curve", title="loss", height=260,
+                       elem_id="train-plot")
     log = gr.Textbox(label="training log", lines=12, max_lines=12, interactive=False,
                      autoscroll=True)
     timer = gr.Timer(1.0, active=False)
