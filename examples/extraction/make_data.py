@@ -10,7 +10,7 @@ ten has no event at all. The answer is the events as a JSON list in document ord
       "price": "$2.4 billion", "date": "14 March"}]
 
 Deterministic (seeded): the same arguments write the same files.
-Usage: python examples/extraction/make_data.py [--train 480] [--eval 120] [--seed 0] [--out DIR]
+Usage: python examples/extraction/make_data.py [--train 480] [--eval 80] [--seed 0] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ import random
 from pathlib import Path
 
 INSTRUCTION = (
-    "Extract every event from the news text as a JSON list, in the order they are reported. "
-    "Event types and their arguments: acquisition (acquirer, target, price, date); appointment "
-    "(person, organization, position, date); layoff (organization, count, location, date); "
-    "funding (organization, investor, amount, date); recall (organization, product, count, date). "
-    "Leave out arguments the text does not give. Rumours, denials and plans are not events. "
-    "Answer [] when there is no event.")
+    "Extract the events of the text as a JSON list. Event types and arguments: acquisition "
+    "(acquirer, target, price, date), appointment (person, organization, position, date), layoff "
+    "(organization, count, location, date), funding (organization, investor, amount, date), "
+    "recall (organization, product, count, date). Rumours and plans are not events.")
 
 ROLES = {
     "acquisition": ("acquirer", "target", "price", "date"),
@@ -187,7 +185,7 @@ def document(rng: random.Random) -> tuple[str, list[dict]]:
     n_events = rng.choices([0, 1, 2, 3], weights=[1, 5, 3, 1])[0]
     parts = [("event", event_sentence(rng.choice(list(ROLES)), rng, used))
              for _ in range(n_events)]
-    parts += [("distractor", (distractor(rng, used), None)) for _ in range(rng.randint(1, 3))]
+    parts += [("distractor", (distractor(rng, used), None)) for _ in range(rng.randint(1, 2))]
     rng.shuffle(parts)
     text = " ".join(p[1][0] for p in parts)
     events = [p[1][1] for p in parts if p[0] == "event"]
@@ -215,7 +213,7 @@ def write(path: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--train", type=int, default=480)
-    p.add_argument("--eval", type=int, default=120)
+    p.add_argument("--eval", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "data")
     a = p.parse_args(argv)

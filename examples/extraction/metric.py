@@ -1,8 +1,9 @@
 """Argument-level F1 for document event extraction: a user metric for ``eval.metrics``.
 
-Referenced from the data config as ``examples.extraction.metric:argument_f1`` (run lmforge from the
-repository root so ``examples`` is importable). lmforge calls it with the generated answers and the
-reference answers (whole texts) and logs every key of the returned dict (``eval_arg_f1``, ...).
+Referenced from the data config as ``examples/extraction/metric.py:argument_f1`` (a file path,
+relative to the working directory: run lmforge from the repository root). lmforge calls it with
+the generated answers and the reference answers (whole texts) and reports every key of the
+returned dict (``arg_f1``, ...; ``eval_arg_f1`` during training).
 
 Each event argument is a triple (event type, role, value); values compare after case-folding and
 collapsing spaces. Triples are counted as multisets per document and pooled over all documents

@@ -22,3 +22,9 @@ def test_train_ppo_example_from_the_cli(tmp_path):
         assert (out / name).exists(), name
     res = run_cli("train", "examples/tiny/ppo.yaml", "ppo.reward_functions=[]")
     assert res.returncode == 2 and "reward_functions" in res.stderr
+
+
+def test_validate_builds_the_stage_arguments_class():
+    # use_weighting is a DPOConfig argument (not a TrainingArguments one): validate knows it
+    res = run_cli("validate", "examples/tiny/dpo.yaml", "train.extra.use_weighting=true")
+    assert res.returncode == 0, res.stderr[-2000:]

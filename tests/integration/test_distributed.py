@@ -1,8 +1,9 @@
 """Scale-out on the CPU: 2 gloo processes (torchrun) against 1 process with twice the batch.
 
 One torchrun session runs this file as a script (``__main__`` below): DDP interrupted at step 2
-and resumed, DeepSpeed ZeRO-2, ZeRO-3 (full and LoRA), ZeRO-3 interrupted and resumed, all with
-per-device batch 2. The tests compare them with in-process single-process runs at batch 4:
+and resumed, DeepSpeed ZeRO-2, ZeRO-3 (full and LoRA), ZeRO-3 with CPU offload, ZeRO-3
+interrupted and resumed, all with per-device batch 2. The tests compare them with in-process
+single-process runs at batch 4:
 
 - the loss of every step agrees within 1e-4 (the same examples make up each global batch, the
   loss is normalised by the trained tokens of the whole batch across processes);
@@ -11,7 +12,8 @@ per-device batch 2. The tests compare them with in-process single-process runs a
 - a 2-process run stopped after step 2 and resumed (train.resume: auto) ends like the
   uninterrupted one.
 
-``lmforge train --nproc 2`` (the launcher re-executing itself under torchrun) is tested too.
+``lmforge train --nproc 2`` (the launcher re-executing itself under torchrun, DDP) is tested too
+(slow tier; tests/unit/test_distributed_units.py checks the command it runs).
 """
 
 from __future__ import annotations
@@ -70,7 +72,19 @@ def _driver(spec_file: str) -> None:
                          "sharded": any(getattr(p, "ds_numel", 0) and p.numel() == 0
                                         for p in model.parameters())}
 
+    from lmforge.data import pipeline
+
+    hits = []  # per job: did this rank's data come from the tokenization cache?
+    build = pipeline.build
+
+    def recording_build(*args, **kwargs):
+        data = build(*args, **kwargs)
+        hits.append(bool(data.stats.get("cache_hit")))
+        return data
+
+    pipeline.build = recording_build
     spec = json.loads(Path(spec_file).read_text())
+    rank = int(os.environ.get("RANK", "0"))
     results = {}
     for job in spec["jobs"]:
         probe = Probe()
@@ -80,7 +94,8 @@ def _driver(spec_file: str) -> None:
         T.extra_callbacks[:] = []
         results[job["name"]] = {"losses": losses(result.log_history), "engine": probe.info,
                                 "metrics": result.metrics}
-    if int(os.environ.get("RANK", "0")) == 0:
+    Path(f"{spec['results']}.rank{rank}").write_text(json.dumps(hits))
+    if rank == 0:
         Path(spec["results"]).write_text(json.dumps(results, default=str))
 
 
@@ -156,10 +171,13 @@ def two(tiny_model_dir, data_file, tmp_path_factory):
         return {"name": name, "stop_at": stop_at,
                 "config": tree(tiny_model_dir, data_file, root / name, adapter, **train)}
 
-    jobs = [job("ddp_resume", stop_at=2, save_steps=2),
+    first = job("ddp_resume", stop_at=2, save_steps=2)
+    first["config"]["data"]["cache_dir"] = str(root / "fresh-cache")  # nothing cached yet
+    jobs = [first,
             job("ddp_resume", save_steps=2, resume="auto"),
             job("zero2", deepspeed="zero2"),
             job("zero3", deepspeed="zero3"),
+            job("zero3_offload", deepspeed="zero3_offload"),
             job("zero3_lora", "lora", deepspeed="zero3"),
             job("zero3_resume", stop_at=2, save_steps=2, deepspeed="zero3"),
             job("zero3_resume", save_steps=2, resume="auto", deepspeed="zero3")]
@@ -168,10 +186,18 @@ def two(tiny_model_dir, data_file, tmp_path_factory):
     proc = torchrun([__file__, str(spec)])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     results = json.loads((root / "results.json").read_text())
-    return {name: dict(r, dir=root / name) for name, r in results.items()}
+    out = {name: dict(r, dir=root / name) for name, r in results.items()}
+    out["cache_hits"] = [json.loads((root / f"results.json.rank{r}").read_text())
+                         for r in (0, 1)]
+    return out
 
 
-@pytest.mark.parametrize("name,stage", [("zero2", 2), ("zero3", 3)])
+def test_rank_zero_tokenizes_first_and_the_other_rank_reads_its_cache(two):
+    rank0, rank1 = two["cache_hits"]
+    assert rank0[0] is False and rank1[0] is True  # fresh cache: only rank 0 tokenized
+
+
+@pytest.mark.parametrize("name,stage", [("zero2", 2), ("zero3", 3), ("zero3_offload", 3)])
 def test_deepspeed_matches_single_process(single, two, name, stage):
     run = two[name]
     assert run["engine"]["type"] == "DEEPSPEED" and run["engine"]["zero_stage"] == stage
@@ -205,6 +231,7 @@ def test_two_process_run_resumes(single, two, name):
     assert_same_weights(weights(run["dir"]), weights(single["full"]["dir"]))
 
 
+@pytest.mark.slow  # ~40 s more: a second torchrun start-up (the argv is unit-tested by default)
 def test_train_nproc_relaunches_under_torchrun(single, tiny_model_dir, data_file, tmp_path):
     """`lmforge train --nproc 2`: two DDP processes, rank-0-only output and files."""
     import yaml

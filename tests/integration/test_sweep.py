@@ -85,7 +85,10 @@ def test_sweep_resumes_after_kill_and_finds_the_better_lr(sweep_files):
     out = directory / f"trial_{resumed[0].number}"
     assert (out / "checkpoint-3").is_dir() and not (directory / "trial_2").exists()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["global_step"] == 6
+    fresh = json.loads((directory / "trial_0" / "metrics.json").read_text())
+    assert metrics["global_step"] == fresh["global_step"] == 6
+    # continued from checkpoint-3: only steps 4..6 were trained in the second process
+    assert 0 < metrics["train_tokens"] < fresh["train_tokens"]
     # trials finished before the kill were not run again
     for n, stamp in stamps.items():
         assert (directory / f"trial_{n}" / "metrics.json").stat().st_mtime_ns == stamp
@@ -98,13 +101,15 @@ def test_sweep_resumes_after_kill_and_finds_the_better_lr(sweep_files):
     assert "sweep: eval_loss" in proc.stdout  # the summary table
 
 
-def test_second_sweep_in_the_same_directory_with_another_space_is_refused(sweep_files,
-                                                                         tmp_path):
-    config, _, directory = sweep_files
+def test_a_directory_holding_another_sweep_is_refused(sweep_files):
+    from lmforge.errors import ConfigError
+    from lmforge.sweep.space import parse_space
+    from lmforge.sweep.study import open_study
+
+    _, _, directory = sweep_files
     if not (directory / "study.db").is_file():
         pytest.skip("needs the sweep of the previous test")
-    other = tmp_path / "space.yaml"
-    other.write_text("train.learning_rate: {log_uniform: [1.0e-5, 1.0e-3]}\n")
-    proc = run_cli("sweep", str(config), "--space", str(other), "--trials", "1", timeout=120)
-    assert proc.returncode == 2
-    assert "holds another sweep" in proc.stderr
+    raw = {"train.learning_rate": {"log_uniform": [1e-5, 1e-3]}}
+    identity = {"space": raw, "metric": "eval_loss", "direction": "minimize"}
+    with pytest.raises(ConfigError, match="holds another sweep.*space"):
+        open_study(directory, identity, "minimize", "tpe", 0, parse_space(raw))

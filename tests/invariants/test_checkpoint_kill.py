@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import write_jsonl
 
 PRELOAD = ["torch", "transformers", "transformers.trainer", "datasets", "accelerate",
-           "lmforge.stages.sft", "lmforge.stages.trainer", "lmforge.stages.faults"]
+           "lmforge.cli", "lmforge.stages.sft", "lmforge.stages.trainer", "lmforge.stages.faults"]
 SLOW_SAVE = 0.6  # seconds a save sleeps before its manifest: the window for "kill mid-save"
 
 
@@ -41,14 +41,20 @@ def _train(cfg_dict: dict, log_file: str, slow_save: float) -> None:
     run(validate(cfg_dict))
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    context = multiprocessing.get_context("forkserver")
+def forkserver():
+    """The forkserver context with the heavy imports preloaded (shared with the signal test:
+    one forkserver per pytest process)."""
     import importlib.util
 
+    context = multiprocessing.get_context("forkserver")
     extra = [m for m in ("deepspeed", "wandb") if importlib.util.find_spec(m) is not None]
     context.set_forkserver_preload(PRELOAD + extra)
     return context
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return forkserver()
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,10 @@ def _split_model_arg(args) -> None:
     """``--model`` names a model config YAML or, for this command, a directory to evaluate."""
     from pathlib import Path
 
+    c = args.config  # `lmforge eval runs/x`: a directory given where a run config could be
+    if c and not args.model_config and (c.startswith("builtin:") or Path(c).is_dir()):
+        args.model_dir, args.config = c, None
+        return
     m = args.model_config
     if m and (m.startswith("builtin:") or Path(m).is_dir()
               or not m.endswith((".yaml", ".yml"))):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 HELP = "list runs under a directory (stage, model, status, losses) as a table or JSON"
 
-COLUMNS = ("run", "status", "stage", "adapter", "learning_rate", "global_step", "train_loss",
-           "eval_loss", "train_runtime", "world_size", "model")
+# (row key, header): compact, so the table fits 100 columns; empty columns are left out
+COLUMNS = (("run", "run"), ("status", "status"), ("stage", "stage"), ("adapter", "adapter"),
+           ("learning_rate", "lr"), ("global_step", "steps"), ("train_loss", "train loss"),
+           ("eval_loss", "eval loss"), ("train_runtime", "seconds"), ("world_size", "procs"),
+           ("model", "model"))
+TEXT = {"run", "status", "stage", "adapter", "model"}
 
 
 def add_arguments(parser) -> None:
@@ -41,15 +45,16 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     if not rows:
         console.print(f"no runs under {root} (a run directory holds lmforge_config.yaml)")
         return 0
+    columns = [(k, h) for k, h in COLUMNS if any(r.get(k) is not None for r in rows)]
     table = Table(title=f"runs in {root}")
-    for col in COLUMNS:
-        table.add_column(col, justify="right" if col not in ("run", "status", "stage", "adapter",
-                                                             "model") else "left")
+    for key, header in columns:
+        table.add_column(header, justify="left" if key in TEXT else "right",
+                         no_wrap=key in ("run", "status"), overflow="fold")
     for row in rows:
-        table.add_row(*[_cell(row.get(c)) for c in COLUMNS])
+        table.add_row(*[_cell(row.get(k)) for k, _ in columns])
     console.print(table)
     return 0

@@ -49,8 +49,15 @@ def run(args) -> int:
 
     cfg = load_run(args)
     problems = check_files(cfg)
+    import importlib
+
+    from lmforge.stages import STAGES
+
+    # a stage with its own arguments class (DPOConfig, GRPOConfig, ...) builds it: build_args
+    stage = importlib.import_module(STAGES[cfg.stage]) if cfg.stage in STAGES else None
+    build = getattr(stage, "build_args", None) or build_arguments
     try:
-        build_arguments(cfg, has_eval=cfg.data.eval is not None)
+        build(cfg, has_eval=cfg.data.eval is not None)
     except ConfigError as exc:
         problems += exc.problems
     if problems:

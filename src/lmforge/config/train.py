@@ -49,7 +49,14 @@ class TrainConfig(Section):
     fsdp: bool | dict[str, Any] | None = Field(None, description="PyTorch FSDP: true, or a dict "
                                                "of transformers fsdp_config keys (version, "
                                                "cpu_offload, transformer_layer_cls_to_wrap, ...)")
-    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: the "
+                                    "physical cores available to this process)")
+    fast_loss: bool = Field(True, description="compute the LM head only on trained positions "
+                            "(the same loss and gradients; much faster when prompts are long); "
+                            "falls back by itself where it cannot apply")
+    group_by_length: bool = Field(False, description="batch examples of similar length together "
+                                  "(in shuffled windows of 64 batches; the batch order is "
+                                  "random): little padding without packing")
     dataloader_workers: int = Field(0, ge=0, description="data loader worker processes")
     use_cpu: bool = Field(False, description="train on the CPU even when a GPU is present")
     nan_policy: Literal["skip", "stop"] = Field(
@@ -59,7 +66,7 @@ class TrainConfig(Section):
                                "this many non-finite steps in a row (nan_policy: skip)")
     loss_spike_factor: float | None = Field(5.0, gt=1, description="log a warning naming the "
                                             "batch when a batch's loss exceeds this multiple of "
-                                            "the running mean (null: off)")
+                                            "the median of the recent losses (null: off)")
     extra: dict[str, Any] = Field(default_factory=dict, description="extra keys forwarded to the "
                                   "transformers/trl arguments class (checked by lmforge validate)")
 

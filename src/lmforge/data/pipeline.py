@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 from lmforge.config.run import RunConfig
 from lmforge.data import cache, checks, mixing
-from lmforge.data import preference, prompts  # noqa: F401 - registers preference/kto/prompt
 from lmforge.data.encode import IGNORE, Encoded, Settings, encode_conversation, encode_text
 from lmforge.data.formats import converter
 from lmforge.data.plan import SourcePlan, resolve
@@ -31,6 +30,11 @@ ENCODERS: dict[type, Callable[..., list]] = {
     Conversation: lambda ex, tok, tpl, s: [encode_conversation(ex, tok, tpl, s)],
     Text: lambda ex, tok, tpl, s: encode_text(ex, tok, s),
 }
+
+# the preference/kto/prompt formats register their converters; SFT (and data preview) on
+# preference data trains the chosen (desirable) answers
+from lmforge.data.preference import SFT_ENCODERS  # noqa: E402
+ENCODERS.update(SFT_ENCODERS)
 
 
 @dataclass

@@ -10,14 +10,15 @@ pipeline, so sources, mixing, eval splits and the registry work as for SFT); ``r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lmforge.data import formats
+from lmforge.data.encode import encode_conversation
 from lmforge.data.prompts import (PROMPT_FIELDS, prompt_kind, prompt_messages, prompt_text,
                                   render_completion)
 from lmforge.data.sources import bad_row
-from lmforge.data.types import EXAMPLE_TYPES
+from lmforge.data.types import EXAMPLE_TYPES, Conversation
 
 TRUE = {"true", "1", "yes", "good", "desirable"}
 FALSE = {"false", "0", "no", "bad", "undesirable"}
@@ -171,6 +172,21 @@ def render_unpaired(ex, template: str, tokenizer) -> list[Unpaired]:
     prompt = prompt_text(ex.prompt, template, tokenizer)
     return [Unpaired(prompt, render_completion(ex.prompt, ex.completion, template, tokenizer,
                                                prompt, ex.where), ex.label, ex.where)]
+
+
+def _answered(prompt, answer: str, where: str) -> Conversation:
+    return Conversation(tuple(prompt) + ({"role": "assistant", "content": answer},), {}, where)
+
+
+# for the SFT encoder of the data pipeline (stage sft, data preview): the chosen answers of
+# preference pairs and the desirable answers of KTO rows are what a model should imitate
+SFT_ENCODERS = {
+    PreferenceExample: lambda ex, tok, tpl, s: [
+        encode_conversation(_answered(ex.prompt, ex.chosen, ex.where), tok, tpl, s)],
+    KTOExample: lambda ex, tok, tpl, s: [
+        encode_conversation(_answered(ex.prompt, ex.completion, ex.where), tok, tpl, s)]
+    if ex.label else [],
+}
 
 
 def _register() -> None:

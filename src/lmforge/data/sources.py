@@ -32,10 +32,29 @@ def bad_row(where: str, reason: str, field: str | None = None) -> DataError:
     return DataError(reason, file, int(line) if line.isdigit() else line, field)
 
 
-def _record(where: str, value: Any) -> dict[str, Any] | DataError:
+def _unencodable(value: Any) -> bool:
+    """JSON escapes can spell lone surrogates (``"\\ud800"``): text no tokenizer accepts."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
     if isinstance(value, dict):
-        return value
-    return bad_row(where, f"expected a JSON object, got {type(value).__name__}")
+        return any(_unencodable(k) or _unencodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unencodable(v) for v in value)
+    return False
+
+
+def _record(where: str, value: Any) -> dict[str, Any] | DataError:
+    if not isinstance(value, dict):
+        return bad_row(where, f"expected a JSON object, got {type(value).__name__}")
+    for key, item in value.items():
+        if _unencodable(key) or _unencodable(item):
+            return bad_row(where, "contains a lone surrogate escape (e.g. \\ud800): not valid "
+                                  "Unicode text", str(key).encode("utf-8", "replace").decode())
+    return value
 
 
 def _jsonl(path: Path) -> Iterator[Row]:
@@ -56,12 +75,24 @@ def _jsonl(path: Path) -> Iterator[Row]:
                 yield where, bad_row(where, f"malformed JSON ({exc.msg}, column {exc.colno})")
 
 
+def _utf8_error(path: Path, exc: UnicodeDecodeError) -> DataError:
+    """Name the line of the first invalid byte (a newline byte is never inside a UTF-8
+    sequence, so decoding line by line finds it)."""
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as bad:
+                return DataError(f"is not valid UTF-8 ({bad.reason} at byte {bad.start} of the "
+                                 "line)", str(path), lineno)
+    return DataError(f"is not valid UTF-8 ({exc.reason})", str(path))
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"is not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                        str(path)) from None
+        raise _utf8_error(path, exc) from None
 
 
 def _json_items(path: Path, text: str) -> Iterator[Row]:
@@ -114,6 +145,7 @@ def _json(path: Path) -> Iterator[Row]:
 
 def _csv(path: Path) -> Iterator[Row]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    start = 1
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -132,9 +164,9 @@ def _csv(path: Path) -> Iterator[Row]:
                     continue
                 yield where, dict(zip(header, values))
     except UnicodeDecodeError as exc:
-        raise DataError(f"is not valid UTF-8 ({exc.reason})", str(path)) from None
+        raise _utf8_error(path, exc) from None
     except csv.Error as exc:
-        raise DataError(f"malformed CSV ({exc})", str(path)) from None
+        raise DataError(f"malformed CSV ({exc})", str(path), start) from None
 
 
 def _table(path: Path) -> Iterator[Row]:

@@ -83,6 +83,23 @@ def fill_auto(config: dict, cfg, world_size: int | None = None) -> dict:
     return out
 
 
+def gather_on_save(config: dict) -> dict:
+    """ZeRO-3 without ``stage3_gather_16bit_weights_on_model_save`` saves no usable weights
+    (only sharded optimizer-state checkpoints): switched on unless the config says false."""
+    zero = config.get("zero_optimization")
+    if isinstance(zero, dict) and zero.get("stage") == 3:
+        key = "stage3_gather_16bit_weights_on_model_save"
+        if key not in zero:
+            zero[key] = True
+        elif not zero[key]:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "train.deepspeed: %s is false: the final model is saved as ZeRO shards only "
+                "(rebuild it with zero_to_fp32.py in the checkpoint)", key)
+    return config
+
+
 def deepspeed_config(cfg) -> dict:
     from lmforge.distributed import ranks
     from lmforge.errors import require
@@ -90,7 +107,7 @@ def deepspeed_config(cfg) -> dict:
     require("deepspeed", "deepspeed", "train.deepspeed")
     quiet_cpu_ops(cfg)
     world = ranks.world_size() if ranks.launched() else None
-    return fill_auto(load_deepspeed(cfg.train.deepspeed), cfg, world)
+    return gather_on_save(fill_auto(load_deepspeed(cfg.train.deepspeed), cfg, world))
 
 
 def quiet_cpu_ops(cfg) -> None:

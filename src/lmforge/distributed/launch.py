@@ -89,7 +89,8 @@ def relaunch(args, command: str = "train") -> int:
     logging.getLogger(__name__).info("launching %d process(es) per node: %s", args.nproc,
                                      " ".join(argv[1:]))
     env = dict(os.environ, **{LAUNCHED_ENV: "1"})
-    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default, without its banner
+    # torchrun would set 1 (with a banner); a fair share of the cores is better on the CPU
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
     try:
         return subprocess.run(argv, env=env).returncode
     except KeyboardInterrupt:

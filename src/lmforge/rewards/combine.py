@@ -23,6 +23,12 @@ def configured_rewards(method, device=None) -> list[Reward]:
     return rewards
 
 
+def reward_weights(method) -> list[float]:
+    """The weights of ``configured_rewards(method)``, in the same order, without loading them."""
+    weights = [1.0 if isinstance(s, str) else s.weight for s in method.reward_functions]
+    return weights + ([method.reward_model_weight] if method.reward_model else [])
+
+
 def _check(name: str, values, n: int) -> list[float]:
     if not isinstance(values, (list, tuple)) or len(values) != n:
         got = len(values) if isinstance(values, (list, tuple)) else type(values).__name__

@@ -75,6 +75,19 @@ class Tracker:
             self.writer.close()
 
 
+def evaluate(ppo, evals: PromptSet, limit: int | None, batch_size: int) -> dict:
+    """Mean reward (and the other sample statistics) on up to ``limit`` held-out prompts, in
+    batches of ``batch_size``; averages weighted by batch size."""
+    n = min(len(evals.ids), limit or len(evals.ids))
+    parts = []
+    for i in range(0, n, batch_size):
+        idx = list(range(i, min(n, i + batch_size)))
+        parts.append((len(idx), ppo.evaluate(*evals.take(idx))))
+    keys = {k for _, stats in parts for k in stats}
+    return {k: sum(c * s[k] for c, s in parts if k in s) / sum(c for c, s in parts if k in s)
+            for k in keys}
+
+
 def run_loop(ppo, train: PromptSet, evals: PromptSet | None, cfg, out: Path, total: int,
              resume_from: str | None, eval_limit: int | None = None) -> tuple[list, float]:
     """Train for ``total`` iterations; returns (history, seconds spent training)."""
@@ -98,8 +111,7 @@ def run_loop(ppo, train: PromptSet, evals: PromptSet | None, cfg, out: Path, tot
         for step in range(start + 1, total + 1):
             stats = ppo.step(*train.take(sampler.next()))
             if evals is not None and (step % eval_every == 0 or step == total):
-                n = min(len(evals.ids), eval_limit or len(evals.ids))
-                stats.update(ppo.evaluate(*evals.take(list(range(n)))))
+                stats.update(evaluate(ppo, evals, eval_limit, t.eval_batch_size or t.batch_size))
             tracker.log(step, stats)
             if step % t.logging_steps == 0 or step in (1, total):
                 log.info("step %d/%d  reward %.4f  kl %.4f  loss %.4f", step, total,

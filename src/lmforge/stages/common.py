@@ -33,8 +33,11 @@ def setup_torch(cfg: RunConfig) -> None:
     engines.forget_previous_run()  # runs in one process (sweeps, tests) stay independent
 
     hf_logging.disable_progress_bar()  # per-shard/per-load tqdm bars; training has a rich bar
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
+    from lmforge.stages.fastloss import cpu_threads
+
+    threads = cpu_threads(cfg.train.num_threads)  # default: physical cores (cgroup quota too)
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
     set_seed(cfg.train.seed)
 
 

@@ -5,7 +5,8 @@
   not stepped; counted as ``train_skipped_steps``); after ``train.max_bad_steps`` in a row (or at
   the first with ``train.nan_policy: stop``) training stops with a TrainingError naming the step
   and the batch's rows (``file:line`` when the dataset carries a ``where`` column). Loss spikes
-  (``train.loss_spike_factor`` x the running mean) are logged with the same batch description.
+  (``train.loss_spike_factor`` x the median of the recent losses) are logged with the same batch
+  description.
   With fp16's gradient scaler, overflowing gradients are the scaler's business (it skips those
   steps itself); only the loss is checked then. Under DeepSpeed the engine steps by itself, so a
   bad step is counted and can stop the run but is not skipped here.

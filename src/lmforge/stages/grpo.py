@@ -49,15 +49,27 @@ def build_args(cfg: RunConfig, has_eval: bool, weights: list[float] | None = Non
         log_completions=False))
 
 
-def prompt_dataset(examples: list, template: str, tokenizer):
+def prompt_stats(cfg: RunConfig, examples: list, texts: list[str], tokenizer) -> dict:
+    """Pre-flight statistics of the rendered prompts; long ones are reported (trl does not cut
+    prompts: data.max_source_length, default max_length - max_new_tokens, is the budget)."""
+    from lmforge.rl.driver import prompt_stats as stats_of
+
+    budget = cfg.data.max_source_length or cfg.data.max_length - cfg.method().max_new_tokens
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    long = sum(len(x) > budget for x in ids)
+    if long:
+        log.warning("%d prompts are longer than %d tokens (data.max_source_length)", long, budget)
+    return dict(stats_of(examples, ids, 0), prompts_over_budget=long)
+
+
+def prompt_dataset(examples: list, texts: list[str], tokenizer):
     """prompt (rendered) + the rows' extra columns, for GRPOTrainer."""
     import datasets
 
-    from lmforge.data.prompts import prompt_text, strip_auto_bos
+    from lmforge.data.prompts import strip_auto_bos
 
     keys = sorted({k for e in examples for k in e.extras} - {"prompt"})
-    cols = {"prompt": [strip_auto_bos(prompt_text(e.messages, template, tokenizer), tokenizer)
-                       for e in examples]}
+    cols = {"prompt": [strip_auto_bos(t, tokenizer) for t in texts]}
     for k in keys:
         cols[k] = [e.extras.get(k) for e in examples]
     try:
@@ -70,9 +82,9 @@ def prompt_dataset(examples: list, template: str, tokenizer):
 def run(cfg: RunConfig) -> RunResult:
     from trl import GRPOTrainer
 
-    from lmforge.data.prompts import PromptExample
+    from lmforge.data.prompts import PromptExample, prompt_text
     from lmforge.model.adapters import callbacks as adapter_callbacks
-    from lmforge.rewards.combine import configured_rewards
+    from lmforge.rewards.combine import configured_rewards, reward_weights
     from lmforge.stages import common
     from lmforge.stages import preference_common as pc
     from lmforge.stages.preference_data import load_examples
@@ -81,18 +93,24 @@ def run(cfg: RunConfig) -> RunResult:
     out, tokenizer, template = pc.prepare(cfg)
     m = cfg.method()
     train, evals = load_examples(cfg, lambda ex: ex, (PromptExample,), "prompt")
-    rewards = configured_rewards(m)
-    args = build_args(cfg, evals is not None, [r.weight for r in rewards])
+    args = build_args(cfg, evals is not None, reward_weights(m))
+    rewards = configured_rewards(m, args.device)
     policy, _ = pc.policy_and_reference(cfg, tokenizer, need_reference=False)
     policy.generation_config.eos_token_id = common.end_of_turn_ids(tokenizer, template)
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
     counts = common.log_parameters(policy)
+    datasets, stats = {}, {}
+    for split, examples in (("train", train), ("eval", evals)):
+        if examples:
+            texts = [prompt_text(e.messages, template, tokenizer) for e in examples]
+            stats[split] = prompt_stats(cfg, examples, texts, tokenizer)
+            datasets[split] = prompt_dataset(examples, texts, tokenizer)
+    log.info("prompts: %s", stats)
     trainer = GRPOTrainer(model=policy, reward_funcs=[r.function for r in rewards], args=args,
-                          train_dataset=prompt_dataset(train, template, tokenizer),
-                          eval_dataset=prompt_dataset(evals, template, tokenizer) if evals
-                          else None, processing_class=tokenizer,
+                          train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
+                          processing_class=tokenizer,
                           callbacks=adapter_callbacks(policy, cfg.adapter) + extra_callbacks)
     replace_progress(trainer)
     pc.use_disabled_adapter_as_reference(trainer, cfg)
-    extra = dict(counts, train_examples=len(train))
+    extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
     return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES, summarize="reward")

@@ -27,6 +27,12 @@ def build_args(cfg: RunConfig, has_eval: bool):
     args = build_arguments(cfg, has_eval)
     if args.fp16:
         raise ConfigError("train.precision: fp16 is not supported by stage ppo; use bf16 or fp32")
+    if cfg.adapter.type == "adalora":
+        raise ConfigError("adapter.type: stage ppo does not run AdaLoRA's rank schedule (a "
+                          "Trainer callback); use lora")
+    if cfg.train.grad_accum > 1:
+        log.warning("train.grad_accum is not used by stage ppo: every mini-batch of a rollout is "
+                    "one optimizer step (set ppo.mini_batch_size)")
     return args
 
 
@@ -111,7 +117,7 @@ def run(cfg: RunConfig) -> RunResult:
     from lmforge.rl.driver import run_loop
     from lmforge.rl.ppo import PPO
     from lmforge.stages import common
-    from lmforge.stages.preference_common import prepare
+    from lmforge.stages.preference_common import flat_stats, prepare
 
     out, tokenizer, template = prepare(cfg)
     tokenizer.chat_template = template  # checkpoints and the final model carry the one used
@@ -131,12 +137,7 @@ def run(cfg: RunConfig) -> RunResult:
     history, seconds = run_loop(ppo, train, evals, cfg, out, total,
                                 common.resume_checkpoint(cfg), cfg.eval.max_samples)
     save_final(ppo, tokenizer, out)
-    return finish(out, history, seconds, dict(counts, **flatten(data_stats)))
-
-
-def flatten(stats: dict) -> dict:
-    return {f"data_{split}_{k}": v for split, s in stats.items() for k, v in s.items()
-            if isinstance(v, (int, float))}
+    return finish(out, history, seconds, dict(counts, **flat_stats(data_stats)))
 
 
 def save_final(ppo, tokenizer, out: Path) -> None:

@@ -67,7 +67,11 @@ def use_disabled_adapter_as_reference(trainer, cfg: RunConfig) -> None:
     base model, so drop that copy and let trl disable the adapter instead (no second copy)."""
     model = trainer.model
     if cfg.adapter.path is None and "ref" in (getattr(model, "peft_config", None) or {}):
-        model.delete_adapter("ref")
+        try:
+            model.delete_adapter("ref")
+        except (AttributeError, ValueError, NotImplementedError) as exc:  # some peft methods
+            log.info("keeping trl's reference copy of the adapter (%s)", exc)
+            return
         model.set_adapter("default")
 
 

@@ -66,9 +66,12 @@ def trainer_class(base=None):
     if base is None:
         from transformers import Trainer as base
     from lmforge.stages.checkpoints import AtomicCheckpointMixin
+    from lmforge.stages.fastloss import FastLossMixin
     from lmforge.stages.faults import FaultMixin
+    from lmforge.stages.grouping import LengthGroupedMixin
 
-    mixins = (FaultMixin, AtomicCheckpointMixin, TokenCountingMixin)
+    mixins = (FaultMixin, AtomicCheckpointMixin, TokenCountingMixin, FastLossMixin,
+              LengthGroupedMixin)
     return type(f"Lmforge{base.__name__}", (*mixins, base), {})
 
 
@@ -180,6 +183,9 @@ def build_trainer(cfg: RunConfig, model, args, train_dataset, eval_dataset, coll
     from lmforge.stages import faults
 
     faults.install(trainer, cfg)  # NaN/Inf guard, SIGINT/SIGTERM -> checkpoint and stop
+    from lmforge.stages import fastloss
+
+    fastloss.install(trainer, cfg)  # train.fast_loss, train.group_by_length
     replace_progress(trainer)
     check_packing_safe(cfg, trainer)
     return trainer

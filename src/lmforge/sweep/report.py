@@ -43,9 +43,12 @@ def importances(study) -> dict[str, float]:
 
 
 def plot(study, path: Path, metric: str, weights: dict[str, float]) -> bool:
-    done = [(t.number, t.value) for t in study.get_trials(deepcopy=False)
-            if t.value is not None and not math.isnan(t.value)]
-    if not done:
+    """History (completed trials, pruned ones at their last reported value) + importances."""
+    trials = [t for t in study.get_trials(deepcopy=False)
+              if t.value is not None and not math.isnan(t.value)]
+    complete = [(t.number, t.value) for t in trials if t.state.name == "COMPLETE"]
+    pruned = [(t.number, t.value) for t in trials if t.state.name == "PRUNED"]
+    if not trials:
         return False
     import matplotlib
 
@@ -56,10 +59,14 @@ def plot(study, path: Path, metric: str, weights: dict[str, float]) -> bool:
     panels = 2 if weights else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
     ax = axes[0][0]
-    xs, ys = zip(*done)
-    ax.scatter(xs, ys, label=metric)
-    running = [better(ys[: i + 1]) for i in range(len(ys))]
-    ax.step(xs, running, where="post", color="tab:red", label="best so far")
+    if complete:
+        xs, ys = zip(*complete)
+        ax.scatter(xs, ys, label=f"{metric} (completed)")
+        running = [better(ys[: i + 1]) for i in range(len(ys))]
+        ax.step(xs, running, where="post", color="tab:red", label="best so far")
+    if pruned:
+        xs, ys = zip(*pruned)
+        ax.scatter(xs, ys, marker="x", color="gray", label="pruned (last report)")
     ax.set_xlabel("trial")
     ax.set_ylabel(metric)
     ax.set_title("optimization history")
@@ -67,7 +74,7 @@ def plot(study, path: Path, metric: str, weights: dict[str, float]) -> bool:
     if weights:
         names = list(weights)[::-1]
         axes[0][1].barh(names, [weights[n] for n in names])
-        axes[0][1].set_title("parameter importance")
+        axes[0][1].set_title("parameter importance (completed trials)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from lmforge.errors import ConfigError
 from lmforge.sweep.trial import Setup, check_setup, run_trial
@@ -64,7 +63,10 @@ def optimize(study, setup: Setup, opts: Options) -> None:
     remaining = opts.trials - counted(study)
     if remaining <= 0:
         return
-    stop = MaxTrialsCallback(opts.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    # running trials count too: with --jobs > 1 a worker does not start one more trial while
+    # the others finish the last ones
+    stop = MaxTrialsCallback(opts.trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                  TrialState.RUNNING))
     study.optimize(objective(setup), n_trials=remaining, callbacks=[stop])
 
 
@@ -114,7 +116,3 @@ def run_sweep(setup: Setup, opts: Options, raw_space: dict, argv: list[str] | No
             status = spawn_workers(argv or [], opts, setup)
         report.write(study, setup, opts)
     return status
-
-
-def default_directory(cfg) -> Path:
-    return Path(cfg.train.output_dir)
