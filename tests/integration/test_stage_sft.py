@@ -111,7 +111,11 @@ def test_eval_hooks_are_called_when_configured(tiny_model_dir, tmp_path, monkeyp
 
     def finalize(trainer, cfg, out_dir):
         order = [type(c).__name__ for c in trainer.callback_handler.callbacks]
-        return {"hook_recorder_position": order.index("Recorder")}
+        reporters = [i for i, n in enumerate(order) if n.endswith(("TensorBoardCallback",
+                                                                    "MLflowCallback",
+                                                                    "WandbCallback"))]
+        return {"hook_after_flow": order.index("Recorder") > order.index("DefaultFlowCallback"),
+                "hook_before_reporters": all(order.index("Recorder") < i for i in reporters)}
 
     fake = types.ModuleType("lmforge.eval.training")
     fake.callbacks, fake.finalize = callbacks, finalize
@@ -120,4 +124,5 @@ def test_eval_hooks_are_called_when_configured(tiny_model_dir, tmp_path, monkeyp
                       eval_={"best_metric": "eval_loss"}, max_steps=4, eval_steps=2,
                       save_steps=100))
     assert seen["examples"] == 40 and seen["evals"][:2] == [2, 4]
-    assert result.metrics["hook_recorder_position"] == 1  # right after DefaultFlowCallback
+    # after DefaultFlowCallback, before the reporters, so metrics the hooks add get logged
+    assert result.metrics["hook_after_flow"] and result.metrics["hook_before_reporters"]
