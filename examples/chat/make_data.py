@@ -68,19 +68,25 @@ def is_eval(row: dict) -> bool:
 def sessions(rows: list[dict], size: int = 3) -> list[dict]:
     """Join the single exchanges of each topic into sessions of up to ``size`` exchanges.
 
-    The corpus lists several answers to one question one after the other, so exchanges are dealt
-    out with a stride (session j takes exchanges j, j + n, j + 2n of its topic): a session asks
-    different questions instead of the same one three times."""
+    The corpus lists several answers to one question one after the other ("Tell me a joke" many
+    times), so each exchange goes into the first open session of its topic that does not ask its
+    question yet: a session asks different questions, not the same one three times."""
     out = [r for r in rows if len(r["messages"]) > 2]
-    topics: dict[str, list[dict]] = {}
+    open_sessions: dict[str, list[list[dict]]] = {}
     for r in rows:
-        if len(r["messages"]) == 2:
-            topics.setdefault(r["topic"], []).append(r)
-    for topic, group in topics.items():
-        n = -(-len(group) // size)  # sessions in this topic
-        for j in range(n):
-            picked = group[j::n]
-            out.append({"messages": [m for r in picked for m in r["messages"]], "topic": topic})
+        if len(r["messages"]) != 2:
+            continue
+        question = r["messages"][0]["content"].casefold()
+        group = open_sessions.setdefault(r["topic"], [])
+        target = next((g for g in group if len(g) < size
+                       and all(x["messages"][0]["content"].casefold() != question for x in g)),
+                      None)
+        if target is None:
+            target = []
+            group.append(target)
+        target.append(r)
+    for topic, group in open_sessions.items():
+        out += [{"messages": [m for r in g for m in r["messages"]], "topic": topic} for g in group]
     return out
 
 

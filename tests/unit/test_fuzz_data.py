@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def read_all(path: Path, fmt: str) -> tuple[int, int]:
     from lmforge.errors import DataError
 
     convert = converter(fmt, {})
-    n_lines = path.read_bytes().count(b"\n") + 1
+    n_lines = len(re.split(rb"\r\n|\r|\n", path.read_bytes()))  # universal newlines, as csv
     ok = bad = 0
     try:
         for where, row in iter_rows(path):

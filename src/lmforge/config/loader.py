@@ -45,6 +45,10 @@ def read_yaml(path: str | os.PathLike, role: str = "config") -> dict[str, Any]:
         raise ConfigError(f"{role} file {p}: not found")
     try:
         data = yaml_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raw = p.read_bytes()
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}: not valid UTF-8 ({exc.reason})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -43,9 +43,16 @@ def _walk(root: type[BaseModel], loc: tuple) -> tuple[list, type[BaseModel] | No
     return clean, holder
 
 
+def _readable(part):
+    """A key as written, or quoted when it would be invisible or ambiguous ('', '\\r', ' a')."""
+    if isinstance(part, str) and (not part or not part.isprintable() or part.strip() != part):
+        return repr(part)
+    return part
+
+
 def _dotted(parts: list) -> str:
     out = ""
-    for p in parts:
+    for p in map(_readable, parts):
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
 

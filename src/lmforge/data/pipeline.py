@@ -30,6 +30,7 @@ ENCODERS: dict[type, Callable[..., list]] = {
     Conversation: lambda ex, tok, tpl, s: [encode_conversation(ex, tok, tpl, s)],
     Text: lambda ex, tok, tpl, s: encode_text(ex, tok, s),
 }
+_ENCODE_CONVERSATION = ENCODERS[Conversation]
 
 # the preference/kto/prompt formats register their converters; SFT (and data preview) on
 # preference data trains the chosen (desirable) answers
@@ -122,13 +123,17 @@ def _encode_list(examples: list, tokenizer, template, settings: Settings, skip: 
     rows: list[dict] = []
     counts = {"truncated": 0, "dropped": 0, "zero_trained": 0, "skipped_invalid": 0,
               "split_documents": 0}
-    for ex in examples:
+    from lmforge.data.fastencode import encode_batch  # the same rows, batched (~10x faster)
+
+    fast = encode_batch(examples, tokenizer, template, settings) \
+        if ENCODERS.get(Conversation) is _ENCODE_CONVERSATION else {}
+    for i, ex in enumerate(examples):
         encode = ENCODERS.get(type(ex))
         if encode is None:
             raise ConfigError(f"data.format: {type(ex).__name__} examples cannot be encoded for "
                               "this stage")
         try:
-            encoded = encode(ex, tokenizer, template, settings)
+            encoded = [fast[i]] if i in fast else encode(ex, tokenizer, template, settings)
         except TemplateRenderError as exc:
             if not skip:
                 raise bad_row(getattr(ex, "where", "") or "row", str(exc)) from None

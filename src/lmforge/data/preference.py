@@ -10,6 +10,7 @@ pipeline, so sources, mixing, eval splits and the registry work as for SFT); ``r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,9 +94,12 @@ def _margin(row: dict, columns: dict, where: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise bad_row(where, f"must be a number, got {value!r}", key) from None
+    if not math.isfinite(number) or isinstance(value, bool):  # NaN/Inf would poison the loss
+        raise bad_row(where, f"must be a finite number, got {value!r}", key)
+    return number
 
 
 def from_preference(row: dict, columns: dict, where: str, default_system: str | None = None):

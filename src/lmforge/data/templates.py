@@ -46,7 +46,11 @@ def builtin_template(name: str) -> str:
 def resolve_template(name: str, tokenizer) -> str:
     """The Jinja source to render conversations with."""
     if name.endswith(".jinja") and Path(name).is_file():
-        return Path(name).read_text(encoding="utf-8")
+        try:
+            return Path(name).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"model.template: {name} is not valid UTF-8 ({exc.reason} at byte "
+                              f"{exc.start})") from None
     if name != "auto":
         return builtin_template(name)
     template = getattr(tokenizer, "chat_template", None)
