@@ -67,7 +67,9 @@ class Poison(TrainerCallback):
         if self.hit and module.training:
             self.poisoned_steps.append(self.state.global_step + 1)
             if self.mode != "grad":
-                output["loss"] = output["loss"] * self.scale
+                # with train.fast_loss the loss is computed outside the model from the logits
+                key = "loss" if output.get("loss") is not None else "logits"
+                output[key] = output[key] * self.scale
         return output
 
     def on_step_begin(self, args, state, control, **kw):
@@ -124,8 +126,9 @@ def test_bad_steps_in_a_row_stop_with_an_error_naming_the_batch(tiny_model_dir, 
 def test_a_loss_spike_is_logged_with_its_batch(tiny_model_dir, data_file, tmp_path,
                                                monkeypatch, caplog):
     poison = Poison(scale=50.0)
+    # fast_loss off: the spike must be exactly x50 of the loss (scaled inside the model)
     result = _run(monkeypatch, _cfg(tiny_model_dir, data_file, tmp_path / "spike",
-                                    max_steps=16, learning_rate=1e-3), poison)
+                                    max_steps=16, learning_rate=1e-3, fast_loss=False), poison)
     from lmforge.stages.faults import SPIKE_WARMUP
 
     spiked = [s for s in sorted(set(poison.poisoned_steps)) if s > SPIKE_WARMUP]
