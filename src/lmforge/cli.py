@@ -57,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except LmforgeError as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"error: {exc.message}", file=sys.stderr)
+        from lmforge.utils.secrets import redact  # an echoed URL or header may hold a key
+
+        print(f"error: {redact(exc.message)}", file=sys.stderr)
         if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+            print(f"hint: {redact(exc.hint)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -220,3 +220,42 @@ def test_fuzz_every_format_reads_or_names_the_bad_row(fmt, data):
 @given(data=st.data())
 def test_fuzz_every_format_many_examples(fmt, data):
     _property(fmt, data)
+
+
+CONTENT = st.one_of(st.text(min_size=1, max_size=30), st.sampled_from(HOSTILE))
+
+
+@st.composite
+def chats(draw):
+    n = draw(st.integers(0, 3))
+    roles = draw(st.lists(st.sampled_from(["user", "assistant", "system", "gpt"]),
+                          min_size=n, max_size=n))
+    return {"messages": [{"role": r, "content": draw(CONTENT)} for r in roles] +
+            [{"role": "user", "content": draw(CONTENT)},
+             {"role": "assistant", "content": draw(CONTENT)}]}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.lists(chats(), min_size=1, max_size=4))
+def test_fuzz_pipeline_build_with_the_tokenizer(tiny_tokenizer, data):
+    """Rows that parse must also render and encode (special-token text, template syntax, huge
+    fields inside messages): the built dataset, or a DataError/ConfigError."""
+    from lmforge.config import validate
+    from lmforge.data import pipeline
+    from lmforge.data.templates import resolve_template
+    from lmforge.errors import ConfigError, DataError
+
+    path = Path(tempfile.mkdtemp(prefix="build-")) / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in data))
+    cfg = validate({"stage": "sft", "model": {"path": "builtin:tiny-llama"},
+                    "data": {"train": str(path), "format": "messages", "max_length": 64,
+                             "cache": False}})
+    tok = tiny_tokenizer
+    try:
+        built = pipeline.build(cfg, tok, resolve_template(cfg.model.template, tok))
+    except (DataError, ConfigError) as err:
+        assert str(path) in str(err) or isinstance(err, ConfigError), err
+        return
+    assert len(built.train) >= 1
+    for ids, labels in zip(built.train["input_ids"], built.train["labels"]):
+        assert len(ids) == len(labels) <= 64 and any(t != -100 for t in labels)

@@ -16,7 +16,8 @@ Python loop. Here:
   template (``</think>``, ``<tool_response>``, ...: what a template could branch on). On top, the
   first example of every shape and every ``VERIFY_EVERY``-th example are rendered both ways; one
   difference switches the whole batch back to the per-example path.
-- One batched tokenizer call for all texts (the same ids and offsets as one call per text).
+- One call of the Rust tokenizer for all texts (the same ids and offsets as the tokenizer's own
+  call per text, checked on a sample).
 - Token -> span by binary search over token offsets (spans are ordered, offsets monotone),
   labels by slices. Truncation follows ``encode._limits``; conversations that need turns dropped
   (``_source_too_long``) take the per-example path.
@@ -147,12 +148,12 @@ class Renderer:
 def spans_to_labels(ids: list[int], offsets, spans, train_on: str) -> _Tokens | None:
     """Labels and the source/target split, as encode._tokenize computes them (None: offsets
     not monotone, let the slow path decide)."""
-    starts = [o[0] for o in offsets]
-    ends = [o[1] for o in offsets]
-    if any(a > b for a, b in zip(starts, starts[1:])) or any(a > b for a, b in
-                                                             zip(ends, ends[1:])):
-        return None
     n = len(ids)
+    if n == 0:
+        return _Tokens([], [], 0)
+    starts, ends = (list(x) for x in zip(*offsets))
+    if starts != sorted(starts) or ends != sorted(ends):
+        return None
     ranges, prev = [], 0
     for s, e in spans:  # tokens overlapping [s, e): end > s and start < e
         a = max(bisect.bisect_right(ends, s), prev)
@@ -168,6 +169,29 @@ def spans_to_labels(ids: list[int], offsets, spans, train_on: str) -> _Tokens | 
             labels[a:b] = ids[a:b]
     split = ranges[-1][0] if ranges and ranges[-1][1] > ranges[-1][0] else n
     return _Tokens(list(ids), labels, split)
+
+
+def tokenize(tokenizer, texts: list[str]) -> tuple[list, list]:
+    """(ids, offsets) of every text, as ``tokenizer(text, add_special_tokens=False,
+    return_offsets_mapping=True)`` gives them: one call of the Rust tokenizer for all texts
+    (the Python wrapper's per-text conversion costs as much as the tokenization), checked
+    against the wrapper on every ``VERIFY_EVERY``-th text; the wrapper's batch call otherwise."""
+    def reference(text):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        first = reference(texts[0])  # also resets any truncation/padding left on the backend
+        encs = backend.encode_batch(texts, add_special_tokens=False)
+        ids, offsets = [e.ids for e in encs], [e.offsets for e in encs]
+        if all(reference(texts[k]) == (ids[k], [tuple(o) for o in offsets[k]])
+               for k in range(VERIFY_EVERY, len(texts), VERIFY_EVERY)) \
+                and first == (ids[0], [tuple(o) for o in offsets[0]]):
+            return ids, offsets
+        log.info("the Rust tokenizer alone differs from the tokenizer's call; using the latter")
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return enc["input_ids"], enc["offset_mapping"]
 
 
 def _tail(t: _Tokens, settings: Settings) -> Encoded:
@@ -205,11 +229,10 @@ def encode_batch(examples: list, tokenizer, template: str | None,
         where.append(i)
     if not texts:
         return {}
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = tokenize(tokenizer, texts)
     out = {}
     for k, i in enumerate(where):
-        t = spans_to_labels(enc["input_ids"][k], enc["offset_mapping"][k], spans[k],
-                            settings.train_on)
+        t = spans_to_labels(ids[k], offsets[k], spans[k], settings.train_on)
         if t is None or _source_too_long(t, settings):
             continue  # the per-example path drops whole turns first
         out[i] = _tail(t, settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from lmforge.data.sources import bad_row
+from lmforge.data.sources import bad_row, unencodable
 from lmforge.data.types import Conversation, Text
 from lmforge.errors import ConfigError
 
@@ -39,6 +39,8 @@ def field_value(row: dict, name: str, columns: dict, where: str, required: bool 
             value = json.loads(value)
         except json.JSONDecodeError:
             raise bad_row(where, "is not a valid JSON list", key) from None
+        if unencodable(value):
+            raise bad_row(where, "contains a lone surrogate escape: not valid Unicode text", key)
     if isinstance(value, tuple):
         value = list(value)
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:

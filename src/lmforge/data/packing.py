@@ -100,7 +100,9 @@ def pack_dataset(ds, max_length: int, name: str = "train"):
     """A ``datasets.Dataset`` with input_ids/labels -> the packed Dataset (plus position_ids)."""
     import datasets
 
-    rows, stats = pack_rows(ds["input_ids"], ds["labels"], max_length)
+    arrow = ds.with_format("arrow")  # whole columns at once: ds[name] converts row by row
+    rows, stats = pack_rows(arrow["input_ids"].to_pylist(), arrow["labels"].to_pylist(),
+                            max_length)
     log.info("packing %s: %d examples -> %d blocks of <= %d tokens (%.1f%% full%s)", name,
              stats.examples, stats.blocks, max_length, 100 * stats.fill,
              f", {stats.split} long sequences split" if stats.split else "")

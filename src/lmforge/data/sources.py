@@ -32,7 +32,7 @@ def bad_row(where: str, reason: str, field: str | None = None) -> DataError:
     return DataError(reason, file, int(line) if line.isdigit() else line, field)
 
 
-def _unencodable(value: Any) -> bool:
+def unencodable(value: Any) -> bool:
     """JSON escapes can spell lone surrogates (``"\\ud800"``): text no tokenizer accepts."""
     if isinstance(value, str):
         try:
@@ -41,9 +41,9 @@ def _unencodable(value: Any) -> bool:
             return True
         return False
     if isinstance(value, dict):
-        return any(_unencodable(k) or _unencodable(v) for k, v in value.items())
+        return any(unencodable(k) or unencodable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_unencodable(v) for v in value)
+        return any(unencodable(v) for v in value)
     return False
 
 
@@ -51,7 +51,7 @@ def _record(where: str, value: Any) -> dict[str, Any] | DataError:
     if not isinstance(value, dict):
         return bad_row(where, f"expected a JSON object, got {type(value).__name__}")
     for key, item in value.items():
-        if _unencodable(key) or _unencodable(item):
+        if unencodable(key) or unencodable(item):
             return bad_row(where, "contains a lone surrogate escape (e.g. \\ud800): not valid "
                                   "Unicode text", str(key).encode("utf-8", "replace").decode())
     return value
