@@ -92,7 +92,7 @@ MALFORMED = [  # (body, headers, path)
     (json.dumps(OK).encode(), {**AUTH, "Authorization": "Bearer wrong"}, "/v1/chat/completions"),
     (json.dumps({**OK, "messages": _chat("word " * 3000)}).encode(), AUTH,
      "/v1/chat/completions"),
-    (b"x" * (3 << 20), AUTH, "/v1/chat/completions"),
+    (b"x" * (20 << 20), AUTH, "/v1/chat/completions"),
     (json.dumps({"model": "tiny", "prompt": 5}).encode(), AUTH, "/v1/completions"),
     (json.dumps(OK).encode(), AUTH, "/v1/nothing-here"),
 ]

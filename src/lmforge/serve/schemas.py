@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Body(BaseModel):
@@ -30,6 +30,14 @@ class TextPart(_Body):
 class Message(_Body):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart] | None = None
+
+    @model_validator(mode="after")
+    def _needs_content(self):
+        # only an assistant turn may come without content (OpenAI: tool calls); a user/system
+        # message without it is a malformed request, not an empty prompt
+        if self.content is None and self.role != "assistant":
+            raise ValueError(f"content is required for a {self.role} message")
+        return self
 
     def text(self) -> str:
         if isinstance(self.content, list):
