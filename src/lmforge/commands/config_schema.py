@@ -86,7 +86,9 @@ def _default(field) -> str:
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    # one line; '|' would end the cell and '<name>' would be read as an HTML tag
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _children(tp, path: str) -> list[tuple[str, type]]:

@@ -13,16 +13,15 @@ transformers' ``Trainer._save_checkpoint`` writes straight into ``checkpoint-N``
    manifest verifies (sha256 of the one it picks; falling back to the next one if that fails);
    directories without a manifest or with a bad one are skipped with a warning.
 3. Rotation (``train.save_total_limit``) runs after the rename and never deletes the newest
-   complete checkpoint (resume needs it) nor the best one (``state.best_model_checkpoint``,
-   which eval/training.py's BestCheckpoint sets), nor anything that is not complete.
-4. ``training_args.bin`` (a pickle from ``torch.save``) is replaced by ``training_args.json``;
-   resuming never needed it.
-
-A failed save (e.g. ENOSPC) removes its staging directory; the previous checkpoints are untouched.
+   complete checkpoint (resume) nor the best one (``state.best_model_checkpoint``, set by
+   eval/training.py), nor anything incomplete; transformers' own end-of-training deletion is off.
+4. ``training_args.bin`` (a pickle) becomes ``training_args.json``; resume never needed it.
+A failed save (e.g. ENOSPC) removes its staging directory; earlier checkpoints are untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -59,16 +58,12 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):  # not every filesystem syncs directories
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_manifest(folder: str | Path, step: int | None = None, sync: bool = True) -> Path:
@@ -219,7 +214,7 @@ def publish(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def args_to_json(folder: str | Path, args) -> None:
+def args_to_json(folder: str | Path, args, **overrides) -> None:
     """Replace Trainer's pickled ``training_args.bin`` with ``training_args.json``."""
     from lmforge.utils.secrets import redact_tree
 
@@ -229,20 +224,27 @@ def args_to_json(folder: str | Path, args) -> None:
         data = json.loads(args.to_json_string())
     except (TypeError, ValueError):
         data = {k: str(v) for k, v in vars(args).items()}
+    data.update(overrides)
     (folder / "training_args.json").write_text(json.dumps(redact_tree(data), indent=1),
                                                encoding="utf-8")
-
-
-def _slow_save_hook() -> None:
-    delay = float(os.environ.get(SLOW_SAVE_ENV) or 0)
-    if delay > 0:
-        time.sleep(delay)
 
 
 class AtomicCheckpointMixin:
     """Trainer mixin: every checkpoint staged, manifested, then renamed (module docstring)."""
 
     _lmforge_staging: str | None = None
+    _lmforge_limit: int | None = None
+
+    def _inner_training_loop(self, *args, **kwargs):
+        # with save_total_limit 1 and a best checkpoint, transformers deletes every other
+        # checkpoint (the newest included) when the loop ends, before the final model is saved:
+        # a crash then would lose the resume point. rotate() applies the limit instead.
+        self._lmforge_limit = self.args.save_total_limit
+        self.args.save_total_limit = None
+        try:
+            return super()._inner_training_loop(*args, **kwargs)
+        finally:
+            self.args.save_total_limit = self._lmforge_limit
 
     def _get_output_dir(self, trial):
         if self._lmforge_staging is not None:
@@ -252,7 +254,8 @@ class AtomicCheckpointMixin:
     def _save(self, output_dir=None, state_dict=None):
         super()._save(output_dir, state_dict)
         if self.args.should_save:
-            args_to_json(output_dir or self.args.output_dir, self.args)
+            limit = self._lmforge_limit or self.args.save_total_limit
+            args_to_json(output_dir or self.args.output_dir, self.args, save_total_limit=limit)
 
     def _barrier(self) -> None:
         if self.args.world_size > 1:
@@ -289,8 +292,9 @@ class AtomicCheckpointMixin:
             if best_dir == final or best_dir.is_dir():
                 state.best_model_checkpoint = str(best_dir)
         state.save_to_json(str(tmp / "trainer_state.json"))
-        _slow_save_hook()
+        time.sleep(float(os.environ.get(SLOW_SAVE_ENV) or 0))  # test hook: kill mid-save
         write_manifest(tmp, state.global_step)
         publish(tmp, final)
         shutil.rmtree(staging, ignore_errors=True)
-        rotate(final.parent, self.args.save_total_limit, [state.best_model_checkpoint])
+        limit = self._lmforge_limit or self.args.save_total_limit
+        rotate(final.parent, limit, [state.best_model_checkpoint])
