@@ -50,14 +50,14 @@ def bbc(train: int, evals: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
 
 
 def documents(n: int, seed: int = 0) -> list[dict]:
-    """Raw text rows ``{"text": ...}``: BBC articles, title + the first 20-250 words of the body
+    """Raw text rows ``{"text": ...}``: BBC articles, title + the first 20-150 words of the body
     (real prose of mixed length; some documents are longer than a block and get split)."""
     from lmforge.quickstart import bbc as q
 
     articles, _ = q.read_articles()
     rng = random.Random(seed)
     rng.shuffle(articles)
-    return [{"text": a.title + "\n\n" + " ".join(a.body.split()[:rng.randint(20, 250)])}
+    return [{"text": a.title + "\n\n" + " ".join(a.body.split()[:rng.randint(20, 150)])}
             for a in articles[:n]]
 
 

@@ -32,7 +32,7 @@ def _sft_jobs(base: dict, lmforge: dict) -> list[tuple[str, dict]]:
 
 
 def sft_tiny(work: Path, quick: bool, threads: int):
-    n, n_eval = (48, 16) if quick else (320, 64)
+    n, n_eval = (48, 16) if quick else (192, 48)
     base = {"model": str(data.tiny_bench_model()), "stage": "sft", "format": "alpaca",
             "train_file": str(data.write_jsonl(data.instructions(n, 0), work / "train.jsonl")),
             "eval_file": str(data.write_jsonl(data.instructions(n_eval, 1), work / "eval.jsonl")),
@@ -42,7 +42,7 @@ def sft_tiny(work: Path, quick: bool, threads: int):
 
 
 def sft_bbc(work: Path, quick: bool, threads: int):
-    train, evals = data.bbc(16 if quick else 48, 8 if quick else 24)
+    train, evals = data.bbc(16 if quick else 40, 8 if quick else 16)
     base = {"model": SMOLLM2, "stage": "sft", "format": "alpaca",
             "train_file": str(data.write_jsonl(train, work / "train.jsonl")),
             "eval_file": str(data.write_jsonl(evals, work / "eval.jsonl")),
@@ -52,12 +52,12 @@ def sft_bbc(work: Path, quick: bool, threads: int):
 
 
 def pretrain(work: Path, quick: bool, threads: int):
-    docs = data.documents(24 if quick else 96, 0)
-    evals = data.documents(8 if quick else 24, 1)
+    docs = data.documents(16 if quick else 48, 0)
+    evals = data.documents(8 if quick else 16, 1)
     base = {"model": str(data.tiny_bench_model()), "stage": "pt", "format": "text",
             "train_file": str(data.write_jsonl(docs, work / "train.jsonl")),
             "eval_file": str(data.write_jsonl(evals, work / "eval.jsonl")),
-            "max_length": 256, "batch_size": 8, "lr": 1e-3, "seed": 0, "threads": threads,
+            "max_length": 128, "batch_size": 8, "lr": 1e-3, "seed": 0, "threads": threads,
             "warmup_steps": 1 if quick else 2}
     return [("trl", dict(base, job="trl_sft")), ("hf-trainer", dict(base, job="hf_trainer")),
             ("lmforge", dict(base, job="lmforge_lm", lmforge_data={"packing": True}))]
@@ -66,7 +66,7 @@ def pretrain(work: Path, quick: bool, threads: int):
 def dpo(work: Path, quick: bool, threads: int):
     base = {"model": str(data.tiny_bench_model()), "max_length": 256, "batch_size": 8,
             "lr": 1e-3, "beta": 0.1, "seed": 0, "threads": threads, "lora": LORA,
-            "train_file": str(data.write_jsonl(data.preferences(24 if quick else 96, 0),
+            "train_file": str(data.write_jsonl(data.preferences(24 if quick else 64, 0),
                                                work / "pairs.jsonl")),
             "warmup_steps": 1}
     return [("trl", dict(base, job="trl_dpo")), ("lmforge", dict(base, job="lmforge_dpo"))]
