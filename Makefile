@@ -47,5 +47,9 @@ test-slow: $(ASSETS)
 demo: $(ASSETS)
 	$(BIN)/lmforge quickstart --output runs/quickstart
 
+# all benchmark scenarios (docs/performance.md); e.g. `make bench BENCH_ARGS="a b --threads 1"`
+bench: $(ASSETS)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -99,8 +99,14 @@ class Recorder:
                                   {"computed": 0, "nonpad": 0, "trained": 0})
             return step(trainer, *args, **kwargs)
 
+        self._originals = (get_loader, step)
         Trainer.get_train_dataloader = get_train_dataloader
         Trainer.training_step = training_step
+
+    def uninstall(self) -> None:
+        from transformers import Trainer
+
+        Trainer.get_train_dataloader, Trainer.training_step = self._originals
 
     def callback(self):
         from transformers import TrainerCallback

@@ -174,9 +174,8 @@ def remove_stale_staging(out: str | Path) -> None:
 
 
 def rotate(out: str | Path, limit: int | None, protect: list[str | None] = ()) -> list[Path]:
-    """Delete the oldest complete checkpoints beyond ``limit``, never the newest complete one,
-    nor any in ``protect`` (the best checkpoint); incomplete ones are left alone (the resume
-    logic skips them; they may be somebody's to inspect). Returns what was deleted."""
+    """Delete the oldest complete checkpoints beyond ``limit``, never the newest complete one nor
+    any in ``protect`` (the best one); incomplete ones are left alone. Returns the deleted."""
     if not limit or limit <= 0:
         return []
     complete = complete_checkpoints(out)
@@ -194,9 +193,11 @@ def rotate(out: str | Path, limit: int | None, protect: list[str | None] = ()) -
 
 
 def _remove(path: Path) -> None:
-    """Delete a checkpoint so that no half-deleted one looks complete: manifest first."""
-    (path / MANIFEST).unlink(missing_ok=True)
-    shutil.rmtree(path, ignore_errors=True)
+    """Delete a checkpoint without ever showing a half-deleted one: renamed out of sight first."""
+    doomed = path.parent / f"{STAGING}deleting-{path.name}"
+    shutil.rmtree(doomed, ignore_errors=True)
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def publish(tmp: Path, final: Path) -> None:
@@ -206,7 +207,6 @@ def publish(tmp: Path, final: Path) -> None:
     if final.exists():
         old = final.parent / f"{STAGING}old-{final.name}"
         shutil.rmtree(old, ignore_errors=True)
-        (final / MANIFEST).unlink(missing_ok=True)
         os.replace(final, old)
     os.replace(tmp, final)
     _fsync_dir(final.parent)

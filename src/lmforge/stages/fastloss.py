@@ -185,10 +185,10 @@ def physical_cores() -> int:
     return max(1, min(len(cores), quota) if quota else len(cores))
 
 
-def _cgroup_quota() -> int | None:
+def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
     """CPUs allowed by a cgroup v2 ``cpu.max`` quota, rounded up (None: no quota)."""
     try:
-        with open("/sys/fs/cgroup/cpu.max") as f:
+        with open(path) as f:
             quota, period = f.read().split()[:2]
     except (OSError, ValueError):
         return None
@@ -198,18 +198,44 @@ def _cgroup_quota() -> int | None:
 
 
 def cpu_threads(requested: int | None) -> int:
-    """torch threads for CPU training: the configured number, else the physical cores."""
-    return requested or physical_cores()
+    """torch threads for CPU training: the configured number (``train.num_threads``), else
+    ``OMP_NUM_THREADS`` when the user set it (jobs sharing a machine), else the physical cores."""
+    if requested:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return physical_cores()
 
 
-def gpu_kernels() -> dict:
-    """TrainingArguments additions on a CUDA GPU: Liger kernels when ``liger-kernel`` is
-    installed. (Flash-attention is chosen by the model loader: model.attn_implementation.)
-    Not exercised by the CPU test suite."""
+def gpu_kernels(cfg) -> dict:
+    """TrainingArguments additions for sft/pt on a CUDA GPU: Liger kernels (fused RMSNorm, RoPE,
+    SwiGLU and a linear cross-entropy that never materialises the logits) when ``liger-kernel``
+    is installed. ``train.extra.use_liger_kernel: false`` turns them off. Not exercised by the CPU
+    test suite (no GPU there)."""
     import importlib.util
 
     import torch
 
-    if not torch.cuda.is_available() or importlib.util.find_spec("liger_kernel") is None:
+    if cfg.stage not in ("sft", "pt"):  # trl's trainers route Liger to their own losses
+        return {}
+    if cfg.train.use_cpu or not torch.cuda.is_available() \
+            or importlib.util.find_spec("liger_kernel") is None:
         return {}
     return {"use_liger_kernel": True}
+
+
+def auto_attention(model_cfg) -> str | None:
+    """The attention kernel for ``model.attn_implementation: auto``: flash-attention 2 on a CUDA
+    GPU when ``flash-attn`` is installed and the weights are half precision (its kernels need
+    bf16/fp16), else None (transformers chooses, sdpa). LMFORGE_NO_FLASH_ATTENTION=1 opts out.
+    Not exercised by the CPU test suite."""
+    import importlib.util
+
+    if os.environ.get("LMFORGE_NO_FLASH_ATTENTION") or model_cfg.dtype == "float32":
+        return None
+    import torch
+
+    if not torch.cuda.is_available() or importlib.util.find_spec("flash_attn") is None:
+        return None
+    return "flash_attention_2"  # dtype 'auto' is bf16/fp16 on a GPU (model/loader.py)
