@@ -67,3 +67,18 @@ def test_positive_reviews_grpo_learns(tmp_path):
     _train("positive_reviews", run, "grpo.yaml", "train.max_steps=10", "train.eval_steps=10")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["eval_reward"] > metrics["eval_reward_start"], metrics
+
+
+def test_positive_reviews_ppo_learns(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    _train("positive_reviews", run, "ppo.yaml", "train.max_steps=12", "train.eval_steps=12")
+    out = tmp_path / "score.json"
+    res = subprocess.run([sys.executable, "examples/positive_reviews/score.py", BASE, str(run),
+                          "--json", str(out)], cwd=REPO, capture_output=True, text=True,
+                         timeout=3000)
+    assert res.returncode == 0, res.stderr[-3000:]
+    before, after = json.loads(out.read_text())
+    assert after["mean_sentiment"] > before["mean_sentiment"] + 0.05, (before, after)

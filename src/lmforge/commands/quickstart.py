@@ -8,7 +8,7 @@ HELP = ("the offline quickstart: LoRA-tune SmolLM2-135M-Instruct on BBC News top
 
 def add_arguments(parser) -> None:
     parser.add_argument("--output", default="runs/quickstart", help="run directory")
-    parser.add_argument("--max-steps", type=int, default=60, help="training steps (batch 8)")
+    parser.add_argument("--max-steps", type=int, default=120, help="training steps (batch 8)")
     parser.add_argument("--eval-size", type=int, default=300, help="held-out articles")
     parser.add_argument("--train-size", type=int, help="training articles (default: steps x 8)")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")

@@ -66,7 +66,8 @@ class TrainConfig(Section):
                                "this many non-finite steps in a row (nan_policy: skip)")
     loss_spike_factor: float | None = Field(5.0, gt=1, description="log a warning naming the "
                                             "batch when a batch's loss exceeds this multiple of "
-                                            "the median of the recent losses (null: off)")
+                                            "the median of the recent losses and is at least 1 "
+                                            "nat above it (null: off)")
     extra: dict[str, Any] = Field(default_factory=dict, description="extra keys forwarded to the "
                                   "transformers/trl arguments class (checked by lmforge validate)")
 

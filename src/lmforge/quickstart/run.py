@@ -27,7 +27,7 @@ MAX_NEW_TOKENS = 12
 @dataclass
 class QuickstartSettings:
     output: Path = Path("runs/quickstart")
-    max_steps: int = 60
+    max_steps: int = 120
     batch_size: int = 8
     learning_rate: float = 1e-3
     eval_size: int = 300
@@ -142,8 +142,29 @@ def quickstart(s: QuickstartSettings, console=None) -> dict:
     s.timings["total_s"] = time.perf_counter() - started
     summary = _summary(s, before, after, eval_records, result, merged)
     (s.output / "quickstart.json").write_text(json.dumps(summary, indent=2))
+    _write_predictions(s.output / "predictions.jsonl", eval_records, before, after)
     _print(console, summary, s)
     return summary
+
+
+def _write_predictions(path: Path, records: list[dict], before: dict, after: dict) -> None:
+    """One line per held-out article: gold label, both models' raw answers and parsed labels."""
+    with path.open("w", encoding="utf-8") as f:
+        for i, r in enumerate(records):
+            f.write(json.dumps({"source": r["origin"]["source"], "gold": r["output"],
+                                "untuned": before["predictions"][i],
+                                "untuned_label": before["answers"][i],
+                                "tuned": after["predictions"][i],
+                                "tuned_label": after["answers"][i]}, ensure_ascii=False) + "\n")
+
+
+def confusion(gold: list[str], answers: list[str | None]) -> dict[str, dict[str, int]]:
+    """{gold label: {predicted label or "none": count}}, only the non-zero cells."""
+    table: dict[str, dict[str, int]] = {}
+    for g, a in zip(gold, answers):
+        row = table.setdefault(g, {})
+        row[a or "none"] = row.get(a or "none", 0) + 1
+    return table
 
 
 def _summary(s, before, after, records, result, merged) -> dict:
@@ -158,6 +179,7 @@ def _summary(s, before, after, records, result, merged) -> dict:
         "eval_articles": len(records), "train_steps": s.max_steps, "batch_size": s.batch_size,
         "run_dir": str(result.output_dir), "merged_dir": str(merged) if merged else None,
         "train_loss": result.metrics.get("train_loss"), "timings_s": s.timings,
+        "tuned_confusion": confusion([r["output"] for r in records], after["answers"]),
         "examples": examples,
     }
 

@@ -37,6 +37,9 @@ from lmforge.errors import TrainingError
 log = logging.getLogger(__name__)
 
 SPIKE_WARMUP = 8  # micro-batch losses seen before spikes are judged
+# a spike must also rise this far (nats per token) above the median: near-zero losses (a
+# classifier that learned its labels) jump 5x on one wrong answer, which is not a fault
+SPIKE_MIN_RISE = 1.0
 
 
 class TrainingInterrupted(TrainingError):
@@ -98,11 +101,11 @@ class NumericGuard(TrainerCallback):
 
     def _spike(self, value: float, step: int) -> None:
         """A loss above spike_factor x the median of the recent losses (robust to the spikes
-        themselves; only once SPIKE_WARMUP losses were seen)."""
+        themselves; only once SPIKE_WARMUP losses were seen, and at least SPIKE_MIN_RISE above)."""
         recent = self.recent
         if self.spike_factor and len(recent) >= SPIKE_WARMUP:
             ref = statistics.median(recent)
-            if ref > 0 and value > self.spike_factor * ref:
+            if ref > 0 and value > self.spike_factor * ref and value - ref >= SPIKE_MIN_RISE:
                 self.spikes += 1
                 log.warning("loss spike at step %d: %.4g, %.1fx the recent median %.4g; "
                             "batch: %s", step + 1, value, value / ref, ref,

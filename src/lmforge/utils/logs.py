@@ -23,3 +23,9 @@ def setup(level: int = logging.INFO) -> None:
                         force=True)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    import warnings
+
+    # peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates with a
+    # FutureWarning on every adapter attach: upstream noise a user can do nothing about
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated",
+                            category=FutureWarning)
