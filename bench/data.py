@@ -49,6 +49,18 @@ def bbc(train: int, evals: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
     return [q.to_record(a) for a in tr], [q.to_record(a) for a in ev]
 
 
+def headline_prompts(n: int, seed: int = 0) -> list[dict]:
+    """Chat prompts whose answers are long (a news story for a BBC headline): generation time is
+    spent decoding, as in chat and batch prediction, not in reading the prompt."""
+    from lmforge.quickstart import bbc as q
+
+    articles, _ = q.read_articles()
+    rng = random.Random(seed)
+    picked = rng.sample(articles, n)
+    return [{"instruction": f"Write a short news story with this headline: {a.title}"}
+            for a in picked]
+
+
 def documents(n: int, seed: int = 0) -> list[dict]:
     """Raw text rows ``{"text": ...}``: BBC articles, title + the first 20-150 words of the body
     (real prose of mixed length; some documents are longer than a block and get split)."""

@@ -41,9 +41,15 @@ def peak_gpu_mb() -> float | None:
 
 
 def batch_counts(batch: dict, features: list | None = None) -> dict:
-    """computed / non-pad / trained token counts of one collated batch."""
+    """computed / non-pad / trained token counts and the examples of one collated batch (a
+    packed row holds several: each starts where its position ids restart at 0)."""
     ids = batch.get("input_ids")
     computed = int(ids.numel()) if ids is not None else 0
+    pos = batch.get("position_ids")
+    if pos is not None and getattr(pos, "ndim", 0) == 2:
+        examples = int((pos == 0).sum())
+    else:
+        examples = int(ids.shape[0]) if ids is not None and getattr(ids, "ndim", 0) == 2 else 0
     if features and isinstance(features[0], dict) and "input_ids" in features[0]:
         nonpad = sum(len(f["input_ids"]) for f in features)
     elif batch.get("attention_mask") is not None:
@@ -57,7 +63,8 @@ def batch_counts(batch: dict, features: list | None = None) -> dict:
         trained = int(batch["completion_mask"].sum())
     else:
         trained = nonpad
-    return {"computed": computed, "nonpad": min(nonpad, computed), "trained": trained}
+    return {"computed": computed, "nonpad": min(nonpad, computed), "trained": trained,
+            "examples": examples}
 
 
 class _Counting:
@@ -96,7 +103,7 @@ class Recorder:
 
         def training_step(trainer, *args, **kwargs):
             recorder.micro.append(recorder.pending.popleft() if recorder.pending else
-                                  {"computed": 0, "nonpad": 0, "trained": 0})
+                                  {"computed": 0, "nonpad": 0, "trained": 0, "examples": 0})
             return step(trainer, *args, **kwargs)
 
         self._originals = (get_loader, step)
@@ -134,8 +141,9 @@ class Recorder:
 def summarize(micro: list[dict], step_ends: list, losses: list[float], start, warmup: int = 1
               ) -> dict:
     """Throughput and step-time statistics over the warm steps, token totals over all steps."""
-    total = {k: sum(m[k] for m in micro) for k in ("computed", "nonpad", "trained")}
-    out = {"steps": len(step_ends), "micro_batches": len(micro),
+    total = {k: sum(m.get(k, 0) for m in micro)
+             for k in ("computed", "nonpad", "trained", "examples")}
+    out = {"steps": len(step_ends), "micro_batches": len(micro), "examples": total["examples"],
            "computed_tokens": total["computed"], "nonpad_tokens": total["nonpad"],
            "real_tokens": total["trained"],
            "pad_fraction": 1 - total["nonpad"] / total["computed"] if total["computed"] else 0.0}
@@ -148,10 +156,12 @@ def summarize(micro: list[dict], step_ends: list, losses: list[float], start, wa
         warm = micro[m0:m1]
         trained = sum(m["trained"] for m in warm)
         nonpad = sum(m["nonpad"] for m in warm)
+        examples = sum(m.get("examples", 0) for m in warm)
         times = [b[0] - a[0] for a, b in zip(window, window[1:])]
         out.update(warm_steps=len(times), warm_seconds=w1 - w0, warm_cpu_seconds=c1 - c0,
                    real_tokens_per_s=trained / (w1 - w0) if w1 > w0 else 0.0,
                    nonpad_tokens_per_s=nonpad / (w1 - w0) if w1 > w0 else 0.0,
+                   examples_per_s=examples / (w1 - w0) if w1 > w0 else 0.0,
                    real_tokens_per_cpu_s=trained / (c1 - c0) if c1 > c0 else 0.0,
                    step_s_median=statistics.median(times), step_s_min=min(times),
                    step_s_max=max(times))

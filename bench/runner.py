@@ -96,6 +96,7 @@ def run(scenarios: list[Scenario], quick: bool, threads: int, out: Path, timeout
                 results[s.key][label] = r
                 echo(f"[{s.key}] {_line(label, r)}")
     peak = results.get("g", {}).get("machine", {}).get("matmul_flops")
+    report.add_common_count(results)
     report.add_mfu(results, peak)
     info["load_average_end"] = os.getloadavg()
     doc = {"machine": info, "quick": quick, "seconds": time.perf_counter() - started,
@@ -103,7 +104,7 @@ def run(scenarios: list[Scenario], quick: bool, threads: int, out: Path, timeout
            "scenarios": {s.key: {"name": s.name, "title": s.title,
                                  "table": report.table(s.kind, results[s.key]),
                                  "jobs": results[s.key]} for s in scenarios},
-           "targets": report.targets(results)}
+           "targets": report.targets(results, peak)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=str))
     (out / "results.md").write_text(markdown(doc))

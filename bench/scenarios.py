@@ -42,7 +42,7 @@ def sft_tiny(work: Path, quick: bool, threads: int):
 
 
 def sft_bbc(work: Path, quick: bool, threads: int):
-    train, evals = data.bbc(16 if quick else 40, 8 if quick else 16)
+    train, evals = data.bbc(16 if quick else 64, 8 if quick else 16)
     base = {"model": SMOLLM2, "stage": "sft", "format": "alpaca",
             "train_file": str(data.write_jsonl(train, work / "train.jsonl")),
             "eval_file": str(data.write_jsonl(evals, work / "eval.jsonl")),
@@ -79,8 +79,8 @@ def generation(work: Path, quick: bool, threads: int):
         model, n, prompts = resolve("builtin:tiny-llama"), 8, data.instructions(8, 2)
     else:
         model, n = SMOLLM2, 64
-        prompts = data.bbc(None, n)[1]
-    base = {"job": "generate", "model": model, "n": n, "max_new_tokens": 16,
+        prompts = data.headline_prompts(n)
+    base = {"job": "generate", "model": model, "n": n, "max_new_tokens": 16 if quick else 64,
             "threads": threads,
             "prompts_file": str(data.write_jsonl(prompts, work / "prompts.jsonl"))}
     return [("lmforge batched", dict(base, batch_size=n)),
@@ -111,7 +111,8 @@ SCENARIOS: dict[str, Scenario] = {s.key: s for s in [
              sft_bbc),
     Scenario("c", "pretrain", "Pretraining (full), tiny Llama, raw text, packing", pretrain),
     Scenario("d", "dpo", "DPO, LoRA r8, tiny Llama, synthetic pairs", dpo),
-    Scenario("e", "generation", "Generation: 64 prompts batched vs one-by-one (ChatEngine)",
+    Scenario("e", "generation", "Generation: 64 chat prompts, up to 64 new tokens, batched vs "
+             "one-by-one (ChatEngine)",
              generation, "generate"),
     Scenario("f", "preprocessing", "Preprocessing: load, render, tokenize, mask, pack",
              preprocessing, "preprocess"),

@@ -6,6 +6,11 @@ Three kinds of problems, each with a unique ``id``, a ``question``, optional mul
   - ordering:   "Ana is taller than Ben. ... Who is shortest?" -> "Cara"
   - choice:     "Which number is divisible by 7?" + options    -> "C"
 Deterministic (seeded). Usage: python examples/distill/make_task.py [--n 120] [--out FILE]
+
+``--eval`` writes held-out problems in the ``prompt_response`` format instead, the prompt being what
+the distilled dataset's student sees (question, then one option per line) and the response the
+gold ``Answer: <answer>`` line, for ``lmforge eval`` with ``eval.answer_pattern``:
+    python examples/distill/make_task.py --eval --n 90 --seed 1 --out examples/distill/eval.jsonl
 """
 
 from __future__ import annotations
@@ -61,17 +66,26 @@ def problems(n: int, seed: int = 0) -> list[dict]:
     return [{"id": f"p{i:04d}", **makers[i % 3](rng)} for i in range(n)]
 
 
+def as_eval(row: dict) -> dict:
+    """The student's prompt (as distill.student_prompt renders it) and the gold answer line."""
+    prompt = "\n".join([row["question"], *row.get("options", [])])
+    return {"id": row["id"], "kind": row["kind"], "prompt": prompt,
+            "response": f"Answer: {row['answer']}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=120, help="number of problems")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).parent / "problems.jsonl"))
+    parser.add_argument("--eval", action="store_true", help="write prompt/response rows for "
+                        "lmforge eval instead of distill inputs")
     args = parser.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         for row in problems(args.n, args.seed):
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(json.dumps(as_eval(row) if args.eval else row, ensure_ascii=False) + "\n")
     print(f"wrote {args.n} problems to {out}")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,9 +48,16 @@ def unencodable(value: Any) -> bool:
     return False
 
 
-def _record(where: str, value: Any) -> dict[str, Any] | DataError:
+# a lone surrogate can only come from a JSON escape \ud800-\udfff (decoded UTF-8 text holds
+# none): lines without one skip the walk over every string of the record
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _record(where: str, value: Any, text: str | None = None) -> dict[str, Any] | DataError:
     if not isinstance(value, dict):
         return bad_row(where, f"expected a JSON object, got {type(value).__name__}")
+    if text is not None and not _SURROGATE_ESCAPE.search(text):
+        return value
     for key, item in value.items():
         if unencodable(key) or unencodable(item):
             return bad_row(where, "contains a lone surrogate escape (e.g. \\ud800): not valid "
@@ -70,7 +78,7 @@ def _jsonl(path: Path) -> Iterator[Row]:
             if not line.strip():
                 continue
             try:
-                yield where, _record(where, json.loads(line))
+                yield where, _record(where, json.loads(line), line)
             except json.JSONDecodeError as exc:
                 yield where, bad_row(where, f"malformed JSON ({exc.msg}, column {exc.colno})")
 
