@@ -4,7 +4,8 @@ chatterbot-corpus (BSD-3-Clause, on PyPI; ``pip install --no-deps chatterbot-cor
 conversations as YAML files, ``<package>/data/english/<topic>.yml``, each a list of utterances
 that alternate between two speakers. The package's module is not imported (its directory is found
 with importlib.util.find_spec): only the YAML files are read. The first speaker is the user; a
-trailing user turn without an answer is dropped. Most corpus conversations are a single exchange,
+trailing user turn without an answer is dropped, and repeated conversations are dropped (counted):
+the corpus repeats some many times over. Most corpus conversations are a single exchange,
 so the exchanges of one topic file are joined into sessions of up to three (longer corpus
 conversations stay as they are): each row is ``{"messages": [{"role": "user", ...},
 {"role": "assistant", ...}, ...], "topic": ...}`` and every assistant turn of it is trained
@@ -60,6 +61,19 @@ def conversations(path: Path) -> list[dict]:
     return rows
 
 
+def dedupe(rows: list[dict]) -> tuple[list[dict], int]:
+    """Drop repeated conversations (the same turns, case-insensitively), keeping the first.
+    The corpus's tech_support file is 1,050 exchanges made of 10 distinct ones: trained as they
+    are, those ten answers would be a third of all training tokens."""
+    seen, out = set(), []
+    for r in rows:
+        key = tuple(m["content"].casefold() for m in r["messages"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out, len(rows) - len(out)
+
+
 def is_eval(row: dict) -> bool:
     first = row["messages"][0]["content"].casefold()
     return int(hashlib.sha256(first.encode()).hexdigest(), 16) % 10 == 9
@@ -101,13 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/chat-data"))
     a = p.parse_args(argv)
     rows = [r for f in sorted(corpus_dir().glob("*.yml")) for r in conversations(f)]
+    rows, repeated = dedupe(rows)
     train = sessions([r for r in rows if not is_eval(r)])
     evals = sessions([r for r in rows if is_eval(r)])
     write(a.out / "train.jsonl", train)
     write(a.out / "eval.jsonl", evals)
     turns = sum(len(r["messages"]) // 2 for r in rows)
     print(f"wrote {len(train)} train and {len(evals)} eval conversations ({turns} exchanges) "
-          f"to {a.out}")
+          f"to {a.out}; {repeated} repeated corpus conversations dropped")
 
 
 if __name__ == "__main__":
