@@ -23,7 +23,7 @@ PAIRS = [
     ("news/data.yaml", "news/model.yaml"),
 ]
 RUN_FILES = sorted(p.relative_to(EXAMPLES).as_posix() for p in (EXAMPLES / "tiny").glob("*.yaml")
-                   if p.name != "sweep_space.yaml") + ["distill/sft.yaml"]
+                   if p.name != "sweep_space.yaml") + ["distill/sft.yaml", "distill/student.yaml"]
 # data written by a command in the example's README line (a generator or an earlier run)
 GENERATED = ("runs/", "examples/news/data/")
 
@@ -100,18 +100,43 @@ def test_chat_converter(tmp_path):
     _module(EXAMPLES / "chat/make_data.py").main(["--out", str(tmp_path)])
     rows = [json.loads(x) for x in (tmp_path / "train.jsonl").open()]
     evals = [json.loads(x) for x in (tmp_path / "eval.jsonl").open()]
-    assert len(rows) > 300 and len(evals) > 50
+    assert len(rows) > 300 and len(evals) > 40
+    # the corpus repeats conversations (tech_support: 1,050 copies of 10): each is kept once
+    exchanges = [tuple(m["content"].casefold() for m in r["messages"][i:i + 2])
+                 for r in rows + evals for i in range(0, len(r["messages"]), 2)]
+    assert len(set(exchanges)) / len(exchanges) > 0.97
     for r in rows + evals:
         roles = [m["role"] for m in r["messages"]]
         assert roles == ["user", "assistant"] * (len(roles) // 2) and all(
             m["content"].strip() for m in r["messages"])
-    assert sum(len(r["messages"]) >= 4 for r in rows) / len(rows) > 0.9  # multi-turn
+    assert sum(len(r["messages"]) >= 4 for r in rows) / len(rows) > 0.8  # multi-turn
     first = {r["messages"][0]["content"].casefold() for r in rows}
     # sessions ask different questions, and no session opens with an eval question
     distinct = [len({m["content"] for m in r["messages"][::2]}) == len(r["messages"]) // 2
                 for r in rows]
     assert sum(distinct) / len(rows) > 0.95
     assert not first & {r["messages"][0]["content"].casefold() for r in evals}
+
+
+def test_distill_example_files(tmp_path, monkeypatch):
+    """The distill files validate, and the held-out problems are what make_task.py --eval writes:
+    the student's prompt as distill.student_prompt renders it, none of them a training problem."""
+    from lmforge.config.distill import load_distill
+    from lmforge.distill.records import Renderer
+
+    monkeypatch.chdir(REPO)
+    make = _module(EXAMPLES / "distill/make_task.py")
+    for name in ("distill.yaml", "self_distill.yaml"):
+        cfg = load_distill(f"examples/distill/{name}")
+        assert cfg.verify and cfg.verify.mode == "gold"
+    cfg = load_distill("examples/distill/self_distill.yaml")
+    evals = [json.loads(x) for x in (EXAMPLES / "distill/eval.jsonl").open()]
+    assert evals == [make.as_eval(r) for r in make.problems(90, seed=1)]
+    renderer = Renderer(cfg)
+    for row in make.problems(90, seed=1):
+        assert renderer.render("student_prompt", row, "x") == make.as_eval(row)["prompt"]
+    train = {make.as_eval(r)["prompt"] for r in make.problems(120, seed=0)}
+    assert not train & {r["prompt"] for r in evals}
 
 
 def test_argument_f1():
