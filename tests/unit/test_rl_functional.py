@@ -178,3 +178,19 @@ def test_prompt_sampler_is_a_seeded_epoch_shuffle_that_resumes():
     first = [again.next() for _ in range(2)]
     resumed = PromptSampler(5, 2, seed=3, **again.state())
     assert first + [resumed.next() for _ in range(3)] == batches
+
+
+@pytest.mark.parametrize("top_k", [0, 7])
+def test_rollout_sampling_keeps_the_configured_top_k(tiny_model_dir, top_k):
+    """generate() fills a None top_k with transformers' default of 50: "0: off" must reach it as 0
+    (else every rollout samples from a truncated distribution the config never asked for)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmforge.config.methods import PPOMethod
+    from lmforge.rl.rollout import generation_config
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    method = PPOMethod(reward_functions=["length"], top_k=top_k)
+    merged, _ = model._prepare_generation_config(generation_config(method, tok, [tok.eos_token_id]))
+    assert merged.top_k == top_k and merged.temperature == method.temperature

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -147,9 +148,26 @@ def make_teacher(cfg: DistillConfig):
     return HttpTeacher(cfg)
 
 
+def _catch_ctrl_c(report: Report) -> None:
+    """Ctrl-C cancels the run and marks the report interrupted. asyncio.run's own translation of
+    SIGINT into KeyboardInterrupt depends on the cancellation reaching it unswallowed; here the
+    flag decides (distill() raises KeyboardInterrupt after the loop whenever it is set)."""
+    loop, main = asyncio.get_running_loop(), asyncio.current_task()
+
+    def stop() -> None:
+        report.interrupted = True
+        main.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, stop)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        pass
+
+
 async def _main(cfg, teacher, store, report, pending, progress):
     if not pending:  # nothing to do: do not even load a local teacher
         return
+    _catch_ctrl_c(report)
     async with teacher:
         await Distiller(cfg, teacher, store, report, progress).run(pending)
 
@@ -176,7 +194,13 @@ def distill(cfg: DistillConfig, teacher=None, progress=None,
         report.skipped = len(records) - len(pending)
         if progress is not None:
             progress = progress(len(pending))
-        asyncio.run(_main(cfg, teacher, store, report, pending, progress))
+        try:
+            asyncio.run(_main(cfg, teacher, store, report, pending, progress))
+        except asyncio.CancelledError:
+            if not report.interrupted:
+                raise
+        if report.interrupted:
+            raise KeyboardInterrupt
     except (KeyboardInterrupt, asyncio.CancelledError):
         report.interrupted = True
         raise

@@ -56,8 +56,10 @@ def generation_config(method, tokenizer, eos_ids: list[int]):
     change the sampled distribution away from the one whose log-probs PPO computes."""
     from transformers import GenerationConfig
 
+    # top_k 0 ("off") must stay 0: generate() fills a None with its global default of 50, which
+    # would silently sample from a truncated distribution
     return GenerationConfig(do_sample=True, max_new_tokens=method.max_new_tokens,
-                            temperature=method.temperature, top_k=method.top_k or None,
+                            temperature=method.temperature, top_k=method.top_k,
                             top_p=method.top_p, eos_token_id=eos_ids,
                             pad_token_id=tokenizer.pad_token_id, use_cache=True)
 
