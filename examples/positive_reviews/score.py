@@ -3,8 +3,9 @@
 The same measurement for the untuned base and for the GRPO / PPO runs (each a run directory,
 a merged export or a built-in model), so the numbers compare directly: every prompt of
 examples/positive_reviews/data/eval.jsonl is answered ``--samples`` times by sampling (temperature
-1, fixed seed, the same settings as the RL stages' rollouts) and each continuation is scored with
-lmforge's built-in ``sentiment`` reward (VADER compound, -1 .. 1).
+1 over the whole vocabulary, fixed seed: the same for every model, whatever top_k its RL run
+sampled with) and each continuation is scored with lmforge's built-in ``sentiment`` reward (VADER
+compound, -1 .. 1).
 
     python examples/positive_reviews/score.py builtin:smollm2-135m-instruct runs/positive-grpo
 """
