@@ -26,6 +26,14 @@ def test_reduced_quickstart_learns_and_reports(tmp_path):
     summary = json.loads((out / "quickstart.json").read_text())
     assert summary["eval_articles"] == 60 and summary["train_steps"] == 16
     assert summary["tuned"]["macro_f1"] > summary["untuned"]["macro_f1"] + 0.2, summary
+    # every held-out article's answers, and the confusion table built from the same answers
+    preds = [json.loads(line) for line in (out / "predictions.jsonl").open()]
+    assert len(preds) == 60
+    table = summary["tuned_confusion"]
+    for gold in table:
+        assert sum(table[gold].values()) == sum(p["gold"] == gold for p in preds)
+        assert table[gold].get(gold, 0) == sum(p["gold"] == gold == p["tuned_label"]
+                                               for p in preds)
     # the data is ordinary JSONL a user could have written, disjoint between train and eval
     train = [json.loads(line) for line in (out / "data/train.jsonl").open()]
     evals = [json.loads(line) for line in (out / "data/eval.jsonl").open()]

@@ -149,13 +149,10 @@ def quickstart(s: QuickstartSettings, console=None) -> dict:
 
 def _write_predictions(path: Path, records: list[dict], before: dict, after: dict) -> None:
     """One line per held-out article: gold label, both models' raw answers and parsed labels."""
-    with path.open("w", encoding="utf-8") as f:
-        for i, r in enumerate(records):
-            f.write(json.dumps({"source": r["origin"]["source"], "gold": r["output"],
-                                "untuned": before["predictions"][i],
-                                "untuned_label": before["answers"][i],
-                                "tuned": after["predictions"][i],
-                                "tuned_label": after["answers"][i]}, ensure_ascii=False) + "\n")
+    bbc.write_jsonl([{"source": r["origin"]["source"], "gold": r["output"],
+                      "untuned": before["predictions"][i], "untuned_label": before["answers"][i],
+                      "tuned": after["predictions"][i], "tuned_label": after["answers"][i]}
+                     for i, r in enumerate(records)], path)
 
 
 def confusion(gold: list[str], answers: list[str | None]) -> dict[str, dict[str, int]]:
