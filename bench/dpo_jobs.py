@@ -27,7 +27,7 @@ def lmforge_dpo(spec: dict, workdir: Path) -> dict:
 
     from lmforge import stages
     from lmforge.config import validate
-    from lmforge.stages import trainer as T
+    from lmforge.training import trainer as T
 
     rec = Recorder()
     rec.install()

@@ -93,7 +93,7 @@ def _finish(rec: Recorder, model, spec: dict, pad_id: int, extra: dict | None = 
 def lmforge_lm(spec: dict, workdir: Path) -> dict:
     from lmforge import stages
     from lmforge.config import validate
-    from lmforge.stages import trainer as T
+    from lmforge.training import trainer as T
     from transformers import TrainerCallback
 
     rec = Recorder()

@@ -52,7 +52,7 @@ def _config(tmp_path, model_dir, max_steps: int):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_a_checkpoint_and_exits_cleanly(ctx, tiny_model_dir, tmp_path, sig):
-    from lmforge.stages.checkpoints import checkpoint_dirs, step_of, verify
+    from lmforge.training.checkpoints import checkpoint_dirs, step_of, verify
 
     config = _config(tmp_path, tiny_model_dir, max_steps=400)
     err = tmp_path / "stderr.txt"

@@ -65,7 +65,7 @@ def probe_logits(model):
 
 def train_with_snapshot(cfg, monkeypatch):
     from lmforge import stages
-    from lmforge.stages import trainer as T
+    from lmforge.training import trainer as T
 
     snap = Snapshot()
     monkeypatch.setattr(T, "extra_callbacks", [snap])

@@ -12,7 +12,7 @@ from tests.conftest import REPO
 def test_best_and_newest_checkpoints_survive_rotation(tiny_model_dir, tmp_path):
     from lmforge.config import validate
     from lmforge.stages import run
-    from lmforge.stages.checkpoints import checkpoint_dirs, verify
+    from lmforge.training.checkpoints import checkpoint_dirs, verify
 
     out = tmp_path / "run"
     # loss falls, so "greater is better" makes the FIRST evaluation the best one: the oldest

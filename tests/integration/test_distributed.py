@@ -54,8 +54,8 @@ def _driver(spec_file: str) -> None:
 
     from lmforge.config import validate
     from lmforge.stages import run
-    from lmforge.stages import trainer as T
-    from lmforge.stages.callbacks import StopAtStep
+    from lmforge.training import trainer as T
+    from lmforge.training.callbacks import StopAtStep
 
     class Probe(TrainerCallback):
         """What the engine really did: its type, ZeRO stage, whether parameters were sharded."""

@@ -82,7 +82,7 @@ class Poison(TrainerCallback):
 
 def _run(monkeypatch, cfg, callback):
     from lmforge.stages import run
-    from lmforge.stages import trainer as T
+    from lmforge.training import trainer as T
 
     monkeypatch.setattr(T, "extra_callbacks", [callback])
     return run(cfg)
@@ -129,7 +129,7 @@ def test_a_loss_spike_is_logged_with_its_batch(tiny_model_dir, data_file, tmp_pa
     # fast_loss off: the spike must be exactly x50 of the loss (scaled inside the model)
     result = _run(monkeypatch, _cfg(tiny_model_dir, data_file, tmp_path / "spike",
                                     max_steps=16, learning_rate=1e-3, fast_loss=False), poison)
-    from lmforge.stages.faults import SPIKE_WARMUP
+    from lmforge.training.faults import SPIKE_WARMUP
 
     spiked = [s for s in sorted(set(poison.poisoned_steps)) if s > SPIKE_WARMUP]
     assert spiked and f"loss spike at step {spiked[0]}" in caplog.text

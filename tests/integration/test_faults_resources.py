@@ -32,7 +32,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_model_dir, tm
 
     from lmforge.errors import TrainingError
     from lmforge.stages import run
-    from lmforge.stages.checkpoints import checkpoint_dirs, latest_complete, verify
+    from lmforge.training.checkpoints import checkpoint_dirs, latest_complete, verify
 
     out = tmp_path / where
     real_save, real_st = torch.save, mu.safe_save_file
@@ -110,7 +110,7 @@ def test_out_of_memory_becomes_advice_from_the_cli(tiny_model_dir, tmp_path, mon
 ])
 def test_translate_recognises_memory_and_disk_errors(exc, kind):
     from lmforge.config import validate
-    from lmforge.stages.resource_faults import translate
+    from lmforge.training.resource_faults import translate
 
     cfg = validate({"stage": "sft", "model": {"path": "m"}, "adapter": {"type": "lora"},
                     "data": {"train": "t.jsonl", "max_length": 2048, "packing": True},

@@ -29,7 +29,7 @@ def test_kto_separates_desirable_from_undesirable(tmp_path):
 
 def test_kto_reads_preference_pairs_as_two_unpaired_examples(tmp_path):
     from lmforge.model.loader import load_tokenizer
-    from lmforge.stages.preference_data import load_records
+    from lmforge.data.preference_data import load_records
 
     path = write_jsonl(tmp_path / "pairs.jsonl", preference_rows(4, seed=6))
     cfg = config(example("kto"), tmp_path, data={"train": str(path), "eval": None,

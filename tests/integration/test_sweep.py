@@ -19,7 +19,7 @@ GOOD_LR, BAD_LR = 3e-3, 1e-6
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from transformers import TrainerCallback
-    from lmforge.stages import trainer as T
+    from lmforge.training import trainer as T
 
     class Kill(TrainerCallback):  # SIGKILL (no clean-up at all) in trial 2, after a checkpoint
         def on_step_end(self, args, state, control, **kw):

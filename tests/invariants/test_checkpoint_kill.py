@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import write_jsonl
 
 PRELOAD = ["torch", "transformers", "transformers.trainer", "datasets", "accelerate",
-           "lmforge.cli", "lmforge.stages.sft", "lmforge.stages.trainer", "lmforge.stages.faults"]
+           "lmforge.cli", "lmforge.stages.sft", "lmforge.training.trainer", "lmforge.training.faults"]
 SLOW_SAVE = 0.6  # seconds a save sleeps before its manifest: the window for "kill mid-save"
 
 
@@ -92,7 +92,7 @@ def _wait(proc, condition, timeout: float = 120.0) -> bool:
 
 
 def _staging(out: Path) -> set:
-    from lmforge.stages.checkpoints import STAGING
+    from lmforge.training.checkpoints import STAGING
 
     found = set()
     for p in out.glob(STAGING + "*") if out.is_dir() else []:
@@ -104,13 +104,13 @@ def _staging(out: Path) -> set:
 
 
 def _newest(out: Path) -> int:
-    from lmforge.stages.checkpoints import checkpoint_dirs, step_of
+    from lmforge.training.checkpoints import checkpoint_dirs, step_of
 
     return max((step_of(p) for p in checkpoint_dirs(out)), default=0)
 
 
 def _all_visible_complete(out: Path) -> None:
-    from lmforge.stages.checkpoints import checkpoint_dirs, verify
+    from lmforge.training.checkpoints import checkpoint_dirs, verify
 
     for path in checkpoint_dirs(out):
         assert verify(path) is None, f"{path.name} is visible but incomplete: {verify(path)}"
@@ -123,7 +123,7 @@ def _weights(path: Path):
 
 
 def _kill_loop(ctx, tiny_model_dir, data_file, tmp_path, kills: int, max_steps: int):
-    from lmforge.stages.checkpoints import latest_complete
+    from lmforge.training.checkpoints import latest_complete
 
     out = tmp_path / "killed"
     cfg = _cfg(tiny_model_dir, data_file, out, max_steps)

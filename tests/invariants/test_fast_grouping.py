@@ -1,4 +1,4 @@
-"""Length-grouped batches (train.group_by_length, stages/grouping.py) change only the ORDER of
+"""Length-grouped batches (train.group_by_length, training/grouping.py) change only the ORDER of
 the examples: every example exactly once per epoch, whole groups of one optimizer step, the order
 a function of (seed, epoch); and they cut the padding of random batches several-fold."""
 
@@ -27,7 +27,7 @@ def _pad_fraction(order: list[int], lengths: list[int], batch: int) -> float:
 
 @pytest.mark.parametrize("n,group", [(500, 8), (203, 8), (37, 16), (5, 8)])
 def test_each_example_once_in_whole_groups(n, group):
-    from lmforge.stages.grouping import GroupedSampler
+    from lmforge.training.grouping import GroupedSampler
 
     sampler = GroupedSampler(_lengths(n), group, seed=3)
     order = list(sampler)
@@ -38,7 +38,7 @@ def test_each_example_once_in_whole_groups(n, group):
 
 
 def test_order_depends_on_seed_and_epoch_only():
-    from lmforge.stages.grouping import GroupedSampler
+    from lmforge.training.grouping import GroupedSampler
 
     lengths = _lengths(300)
     a, b = GroupedSampler(lengths, 8, seed=1), GroupedSampler(lengths, 8, seed=1)
@@ -51,7 +51,7 @@ def test_order_depends_on_seed_and_epoch_only():
 
 
 def test_padding_far_below_random_batches():
-    from lmforge.stages.grouping import GroupedSampler
+    from lmforge.training.grouping import GroupedSampler
 
     lengths = _lengths(512)
     order = list(range(512))
@@ -64,7 +64,7 @@ def test_padding_far_below_random_batches():
 def test_sft_run_trains_every_token_once(tiny_model_dir, tmp_path, monkeypatch):
     from lmforge.config import validate
     from lmforge.stages import run
-    from lmforge.stages.grouping import GroupedSampler
+    from lmforge.training.grouping import GroupedSampler
 
     rng = random.Random(2)
     rows = [{"instruction": " ".join("word" for _ in range(rng.randint(2, 40))), "input": "",

@@ -1,4 +1,4 @@
-"""The fast loss (LM head only on trained positions, stages/fastloss.py) gives the same numbers as
+"""The fast loss (LM head only on trained positions, training/fastloss.py) gives the same numbers as
 the reference path (the model's own loss over all logits), on the same batches, in fp32:
 
 - loss and every gradient within 1e-5: padded batches with masked prompts, packed rows (position
@@ -59,7 +59,7 @@ def _grads(model):
 
 
 def _compare(model, batch, num_items=None):
-    from lmforge.stages.fastloss import causal_lm_loss
+    from lmforge.training.fastloss import causal_lm_loss
 
     model.train()
     model.zero_grad()
@@ -106,7 +106,7 @@ def test_same_loss_and_gradients_lora_qwen(tiny_qwen_dir):
 
 
 def test_batch_without_trained_tokens_is_zero_loss(tiny_model_dir):
-    from lmforge.stages.fastloss import causal_lm_loss
+    from lmforge.training.fastloss import causal_lm_loss
 
     model = _load(tiny_model_dir)
     batch = _batch(model.config.vocab_size, [6, 4], prompt_frac=1.0)
@@ -143,7 +143,7 @@ def _sft(tiny_model_dir, data, out, fast: bool, packing: bool = False):
 def test_sft_run_logs_the_same_losses(tiny_model_dir, sft_data, tmp_path, monkeypatch, packing):
     from transformers import Trainer
 
-    from lmforge.stages import fastloss
+    from lmforge.training import fastloss
 
     calls, normal = [], []
     real, real_normal = fastloss.causal_lm_loss, Trainer.compute_loss
@@ -178,7 +178,7 @@ class _NoKeep(torch.nn.Module):
 def _trainer(model, tmp_path, base=None):
     from transformers import TrainingArguments
 
-    from lmforge.stages.trainer import trainer_class
+    from lmforge.training.trainer import trainer_class
 
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     trainer = trainer_class(base)(model=model, args=args)
@@ -187,7 +187,7 @@ def _trainer(model, tmp_path, base=None):
 
 
 def test_falls_back_without_logits_to_keep(tiny_model_dir, tmp_path, monkeypatch):
-    from lmforge.stages import fastloss
+    from lmforge.training import fastloss
 
     model = _NoKeep(_load(tiny_model_dir)).train()
     monkeypatch.setattr(fastloss, "causal_lm_loss", lambda *a, **k: pytest.fail("fast path"))
@@ -201,7 +201,7 @@ def test_falls_back_without_logits_to_keep(tiny_model_dir, tmp_path, monkeypatch
 def test_trainer_with_its_own_compute_loss_is_left_alone(tiny_model_dir, tmp_path, monkeypatch):
     from transformers import Trainer
 
-    from lmforge.stages import fastloss
+    from lmforge.training import fastloss
 
     class Custom(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -12,7 +12,7 @@ import pytest
 
 
 def test_threads_default_to_physical_cores(monkeypatch):
-    from lmforge.stages.fastloss import cpu_threads, physical_cores
+    from lmforge.training.fastloss import cpu_threads, physical_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = physical_cores()
@@ -21,7 +21,7 @@ def test_threads_default_to_physical_cores(monkeypatch):
 
 
 def test_threads_follow_omp_num_threads_unless_configured(monkeypatch):
-    from lmforge.stages.fastloss import cpu_threads, physical_cores
+    from lmforge.training.fastloss import cpu_threads, physical_cores
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert cpu_threads(None) == 1 and cpu_threads(3) == 3
@@ -32,7 +32,7 @@ def test_threads_follow_omp_num_threads_unless_configured(monkeypatch):
 @pytest.mark.parametrize("text,expected", [("150000 100000", 2), ("100000 100000", 1),
                                            ("max 100000", None), ("garbage", None)])
 def test_cgroup_quota(tmp_path, text, expected):
-    from lmforge.stages.fastloss import _cgroup_quota
+    from lmforge.training.fastloss import _cgroup_quota
 
     (tmp_path / "cpu.max").write_text(text + "\n")
     assert _cgroup_quota(str(tmp_path / "cpu.max")) == expected
@@ -43,8 +43,8 @@ def test_setup_torch_applies_the_thread_default(tmp_path, monkeypatch):
     import torch
 
     from lmforge.config import validate
-    from lmforge.stages.common import setup_torch
-    from lmforge.stages.fastloss import physical_cores
+    from lmforge.training.common import setup_torch
+    from lmforge.training.fastloss import physical_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
@@ -76,7 +76,7 @@ def _cfg(stage="sft", **train):
 
 
 def test_gpu_kernels_decisions(pretend_gpu):
-    from lmforge.stages.fastloss import gpu_kernels
+    from lmforge.training.fastloss import gpu_kernels
 
     assert gpu_kernels(_cfg()) == {"use_liger_kernel": True}
     assert gpu_kernels(_cfg(use_cpu=True)) == {}
@@ -86,7 +86,7 @@ def test_gpu_kernels_decisions(pretend_gpu):
 def test_no_gpu_kernels_on_cpu():
     import torch
 
-    from lmforge.stages.fastloss import auto_attention, gpu_kernels
+    from lmforge.training.fastloss import auto_attention, gpu_kernels
 
     if torch.cuda.is_available():
         pytest.skip("needs a machine without a GPU")
@@ -111,7 +111,7 @@ def test_flash_attention_chosen_automatically(pretend_gpu, monkeypatch):
 def test_liger_turns_the_fast_loss_off():
     from types import SimpleNamespace
 
-    from lmforge.stages.fastloss import install
+    from lmforge.training.fastloss import install
 
     for liger, expected in ((False, True), (True, False)):
         trainer = SimpleNamespace(args=SimpleNamespace(use_liger_kernel=liger))

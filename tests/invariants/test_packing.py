@@ -137,8 +137,8 @@ def test_trainer_path_keeps_examples_isolated(tiny_model_dir, packed_batch, tmp_
     import torch
 
     from lmforge.config import validate
-    from lmforge.stages import trainer as T
-    from lmforge.stages.args import build_arguments
+    from lmforge.training import trainer as T
+    from lmforge.training.args import build_arguments
 
     ids, labels, batch = packed_batch
     cfg = validate({"model": {"path": str(tiny_model_dir)}, "adapter": {"type": "full"},
@@ -158,8 +158,8 @@ def test_trainer_path_keeps_examples_isolated(tiny_model_dir, packed_batch, tmp_
 def test_packing_with_kv_cache_requested_is_refused(tiny_model_dir, tmp_path):
     from lmforge.config import validate
     from lmforge.errors import ConfigError
-    from lmforge.stages import trainer as T
-    from lmforge.stages.args import build_arguments
+    from lmforge.training import trainer as T
+    from lmforge.training.args import build_arguments
 
     cfg = validate({"model": {"path": str(tiny_model_dir)}, "data": {"packing": True},
                     "train": {"output_dir": str(tmp_path), "report_to": ["none"],
@@ -175,8 +175,8 @@ def test_model_that_ignores_packed_positions_is_refused(tiny_model_dir, tmp_path
     from lmforge.config import validate
     from lmforge.data.packing import isolation_error
     from lmforge.errors import ConfigError
-    from lmforge.stages import trainer as T
-    from lmforge.stages.args import build_arguments
+    from lmforge.training import trainer as T
+    from lmforge.training.args import build_arguments
 
     model = _model(tiny_model_dir, "eager")
     assert isolation_error(model) < 1e-3

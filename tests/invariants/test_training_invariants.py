@@ -75,8 +75,8 @@ def test_grad_accumulation_matches_full_batch(tiny_model_dir, data_file, tmp_pat
 def test_resume_ends_with_the_same_weights(tiny_model_dir, data_file, tmp_path, monkeypatch,
                                            adapter):
     from lmforge.stages import run
-    from lmforge.stages import trainer as T
-    from lmforge.stages.callbacks import StopAtStep
+    from lmforge.training import trainer as T
+    from lmforge.training.callbacks import StopAtStep
 
     # 8 steps per epoch: the resumed part crosses an epoch boundary
     kw = dict(adapter=adapter, batch_size=4, max_steps=12, save_steps=5)

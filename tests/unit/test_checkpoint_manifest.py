@@ -1,4 +1,4 @@
-"""Checkpoint manifests, complete-checkpoint discovery and retention (stages/checkpoints.py),
+"""Checkpoint manifests, complete-checkpoint discovery and retention (training/checkpoints.py),
 on plain directories: no model, no Trainer."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 
 def _ckpt(out, step: int, complete: bool = True, payload: bytes = b"weights"):
-    from lmforge.stages.checkpoints import write_manifest
+    from lmforge.training.checkpoints import write_manifest
 
     path = out / f"checkpoint-{step}"
     (path / "sub").mkdir(parents=True)
@@ -23,7 +23,7 @@ def _ckpt(out, step: int, complete: bool = True, payload: bytes = b"weights"):
 def test_manifest_lists_every_file_with_size_and_sha256(tmp_path):
     import hashlib
 
-    from lmforge.stages.checkpoints import MANIFEST, verify
+    from lmforge.training.checkpoints import MANIFEST, verify
 
     path = _ckpt(tmp_path, 3)
     data = json.loads((path / MANIFEST).read_text())
@@ -42,7 +42,7 @@ def test_manifest_lists_every_file_with_size_and_sha256(tmp_path):
     (lambda p: (p / "lmforge_manifest.json").unlink(), "no manifest"),
 ])
 def test_verify_names_what_is_wrong(tmp_path, damage, reason):
-    from lmforge.stages.checkpoints import verify
+    from lmforge.training.checkpoints import verify
 
     path = _ckpt(tmp_path, 2)
     damage(path)
@@ -50,7 +50,7 @@ def test_verify_names_what_is_wrong(tmp_path, damage, reason):
 
 
 def test_latest_complete_skips_partial_and_corrupt_checkpoints(tmp_path, caplog):
-    from lmforge.stages.checkpoints import complete_checkpoints, latest_complete
+    from lmforge.training.checkpoints import complete_checkpoints, latest_complete
 
     assert latest_complete(tmp_path / "nothing") is None
     _ckpt(tmp_path, 2)
@@ -67,7 +67,7 @@ def test_latest_complete_skips_partial_and_corrupt_checkpoints(tmp_path, caplog)
 
 
 def test_rotation_keeps_the_newest_and_the_best_and_leaves_partial_ones(tmp_path):
-    from lmforge.stages.checkpoints import checkpoint_dirs, rotate
+    from lmforge.training.checkpoints import checkpoint_dirs, rotate
 
     for step in (1, 2, 3, 4, 5):
         _ckpt(tmp_path, step)
@@ -82,7 +82,7 @@ def test_rotation_keeps_the_newest_and_the_best_and_leaves_partial_ones(tmp_path
 
 
 def test_publish_replaces_an_existing_checkpoint_of_the_same_step(tmp_path):
-    from lmforge.stages.checkpoints import publish, verify, write_manifest
+    from lmforge.training.checkpoints import publish, verify, write_manifest
 
     old = _ckpt(tmp_path, 5)
     staging = tmp_path / ".partial-checkpoint-5" / "checkpoint-5"
@@ -96,7 +96,7 @@ def test_publish_replaces_an_existing_checkpoint_of_the_same_step(tmp_path):
 
 def test_explicit_resume_path_is_checked_against_its_manifest(tmp_path):
     from lmforge.errors import ConfigError
-    from lmforge.stages.checkpoints import check_resume_path
+    from lmforge.training.checkpoints import check_resume_path
 
     path = _ckpt(tmp_path, 2)
     check_resume_path(path)
@@ -108,7 +108,7 @@ def test_explicit_resume_path_is_checked_against_its_manifest(tmp_path):
 def test_training_args_become_json_without_secrets(tmp_path):
     from transformers import TrainingArguments
 
-    from lmforge.stages.checkpoints import args_to_json
+    from lmforge.training.checkpoints import args_to_json
 
     (tmp_path / "training_args.bin").write_bytes(b"pickle")
     args = TrainingArguments(output_dir=str(tmp_path), hub_token="hf_" + "a" * 34,

@@ -136,7 +136,7 @@ def test_bad_deepspeed_values_are_config_errors(tmp_path):
 
 
 def test_fsdp_on_the_cpu_is_refused_not_silently_dropped():
-    from lmforge.stages.args import build_arguments
+    from lmforge.training.args import build_arguments
 
     with pytest.raises(ConfigError, match="FSDP needs CUDA"):
         build_arguments(_cfg(fsdp=True, use_cpu=True), has_eval=False)
@@ -144,7 +144,7 @@ def test_fsdp_on_the_cpu_is_refused_not_silently_dropped():
 
 def test_fsdp_config_defaults_to_full_state_dict(monkeypatch):
     from lmforge.distributed import engines
-    from lmforge.stages import args
+    from lmforge.training import args
 
     monkeypatch.setattr(args, "has_cuda", lambda cfg: True)
     out = engines.engine_kwargs(_cfg(fsdp={"fsdp_cpu_offload": True}))
@@ -154,7 +154,7 @@ def test_fsdp_config_defaults_to_full_state_dict(monkeypatch):
 
 
 def test_training_arguments_carry_the_resolved_deepspeed_config():
-    from lmforge.stages.args import build_arguments
+    from lmforge.training.args import build_arguments
 
     args = build_arguments(_cfg(deepspeed="zero3", run_name="exp-1"), has_eval=False)
     assert args.deepspeed["zero_optimization"]["stage"] == 3

@@ -183,7 +183,7 @@ def test_troubleshooting_messages_built_in_and_oom():
 
     from lmforge.config import load
     from lmforge.errors import DependencyError
-    from lmforge.stages.resource_faults import translate
+    from lmforge.training.resource_faults import translate
     from lmforge.utils.builtin import _missing
 
     text = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")

@@ -40,7 +40,7 @@ def _validate(data: str | None, model: str | None, run: str | None = None) -> li
     from lmforge.commands.validate import check_files
     from lmforge.config import load
     from lmforge.errors import ConfigError
-    from lmforge.stages.args import build_arguments
+    from lmforge.training.args import build_arguments
 
     cfg = load(run, data, model)
     problems = check_files(cfg)

@@ -45,7 +45,7 @@ def check_files(cfg) -> list[str]:
 def run(args) -> int:
     from lmforge.config import to_yaml
     from lmforge.errors import ConfigError
-    from lmforge.stages.args import build_arguments
+    from lmforge.training.args import build_arguments
 
     cfg = load_run(args)
     problems = check_files(cfg)

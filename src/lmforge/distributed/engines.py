@@ -60,7 +60,7 @@ def _fill(config: dict, dotted: str, value) -> None:
 
 def fill_auto(config: dict, cfg, world_size: int | None = None) -> dict:
     """A copy of ``config`` with the "auto" values that ``cfg`` determines filled in."""
-    from lmforge.stages.args import precision_flags
+    from lmforge.training.args import precision_flags
 
     t, out = cfg.train, copy.deepcopy(config)
     extra = t.extra
@@ -114,7 +114,7 @@ def quiet_cpu_ops(cfg) -> None:
     """On the CPU, DeepSpeed JIT-compiles a shared-memory all-reduce op on first use (minutes on a
     small machine, before step 1); gloo does the same collectives, so the op is marked
     unavailable. DeepSpeed keeps that table in one module-level dict meant to be edited."""
-    from lmforge.stages.args import has_cuda
+    from lmforge.training.args import has_cuda
 
     if has_cuda(cfg):
         return
@@ -135,7 +135,7 @@ def forget_previous_run() -> None:
 
 
 def fsdp_config(cfg) -> dict:
-    from lmforge.stages.args import has_cuda
+    from lmforge.training.args import has_cuda
 
     if not has_cuda(cfg):
         # accelerate enables FSDP only on accelerators: on the CPU it would silently train DDP

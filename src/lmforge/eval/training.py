@@ -9,7 +9,7 @@ Trainer, then ``finalize(trainer, cfg, out_dir)`` after training and before the 
   ``eval_<name>``. The entry is the Trainer's returned metrics dict itself, so everything after it
   sees them: the log history (metrics.json, loss.png, trainer_state.json), the console line, and
   the checkpoint choice, and the reporters (TensorBoard, ...) because the stage runs these
-  callbacks before them (``stages.trainer.before_reporters``).
+  callbacks before them (``training.trainer.before_reporters``).
 - ``BestCheckpoint`` (``on_evaluate``) tracks ``eval.best_metric``: on improvement it records it in
   ``state.best_metric``/``best_global_step`` and asks for a checkpoint at that step (so the best
   model is always on disk; the Trainer's checkpoint rotation then protects it), and it stops

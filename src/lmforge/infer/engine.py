@@ -57,7 +57,7 @@ class ChatEngine:
         return self
 
     def _stop_ids(self) -> list[int]:
-        from lmforge.stages.common import end_of_turn_ids
+        from lmforge.training.common import end_of_turn_ids
 
         ids = list(end_of_turn_ids(self.tokenizer, self.template))
         eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)

@@ -96,8 +96,8 @@ def check_remote_code(path: str, cfg: ModelConfig) -> None:
 
 def attention_kwargs(cfg: ModelConfig) -> dict:
     choice = cfg.attn_implementation
-    if choice == "auto":  # flash-attention 2 on a GPU when installed (stages/fastloss.py)
-        from lmforge.stages.fastloss import auto_attention
+    if choice == "auto":  # flash-attention 2 on a GPU when installed (training/fastloss.py)
+        from lmforge.training.fastloss import auto_attention
 
         choice = auto_attention(cfg)
         return {"attn_implementation": choice} if choice else {}

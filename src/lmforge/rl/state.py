@@ -105,7 +105,7 @@ def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbon
         rng["cuda"] = torch.cuda.get_rng_state_all()
     torch.save(rng, tmp / "rng_state.pth")
     (tmp / STATE).write_text(json.dumps(dict(state, global_step=step), indent=1))
-    from lmforge.stages.checkpoints import write_manifest
+    from lmforge.training.checkpoints import write_manifest
 
     write_manifest(tmp, step)  # train.resume: auto takes only checkpoints whose manifest verifies
     shutil.rmtree(final, ignore_errors=True)

@@ -24,7 +24,7 @@ def run(cfg: RunConfig):
     if module is None:
         raise ConfigError(f"stage: '{cfg.stage}' is not implemented yet (available: "
                           f"{', '.join(sorted(STAGES))})")
-    from lmforge.stages.resource_faults import resource_errors
+    from lmforge.training.resource_faults import resource_errors
 
     with resource_errors(cfg):  # out of memory / disk full: an error with advice, no traceback
         return importlib.import_module(module).run(cfg)

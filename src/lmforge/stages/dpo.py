@@ -6,7 +6,7 @@ peft adapter it is the policy with the adapter disabled (no second copy in memor
 from __future__ import annotations
 
 from lmforge.config.run import RunConfig
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 
 CURVES = {"margins.png": ("rewards/margins", "eval_rewards/margins"),
           "accuracy.png": ("rewards/accuracies", "eval_rewards/accuracies")}
@@ -15,8 +15,8 @@ CURVES = {"margins.png": ("rewards/margins", "eval_rewards/margins"),
 def build_args(cfg: RunConfig, has_eval: bool):
     from trl import DPOConfig
 
-    from lmforge.stages.args import build_arguments
-    from lmforge.stages.preference_common import trl_kwargs
+    from lmforge.training.args import build_arguments
+    from lmforge.training.preference_common import trl_kwargs
 
     m = cfg.method()
     return build_arguments(cfg, has_eval, cls=DPOConfig, method_kwargs=dict(
@@ -31,10 +31,10 @@ def build(cfg: RunConfig):
     from trl import DPOTrainer
 
     from lmforge.data.preference_build import pairs_dataset
-    from lmforge.stages import common
-    from lmforge.stages import preference_common as pc
-    from lmforge.stages.preference_data import load_records
-    from lmforge.stages.trainer import build_trainer
+    from lmforge.training import common
+    from lmforge.training import preference_common as pc
+    from lmforge.data.preference_data import load_records
+    from lmforge.training.trainer import build_trainer
 
     out, tokenizer, template = pc.prepare(cfg)
     train, evals, stats = load_records(cfg, tokenizer, template, "pair")
@@ -52,7 +52,7 @@ def build(cfg: RunConfig):
 
 
 def run(cfg: RunConfig) -> RunResult:
-    from lmforge.stages import preference_common as pc
+    from lmforge.training import preference_common as pc
 
     trainer, out, tokenizer, template, extra = build(cfg)
     return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,

@@ -14,7 +14,7 @@ import logging
 
 from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ CURVES = {"reward.png": ("reward", "eval_reward")}
 def build_args(cfg: RunConfig, has_eval: bool, weights: list[float] | None = None):
     from trl import GRPOConfig
 
-    from lmforge.stages.args import build_arguments
-    from lmforge.stages.preference_common import trl_kwargs
+    from lmforge.training.args import build_arguments
+    from lmforge.training.preference_common import trl_kwargs
 
     m = cfg.method()
     per_step = cfg.train.batch_size * cfg.train.grad_accum
@@ -85,10 +85,10 @@ def run(cfg: RunConfig) -> RunResult:
     from lmforge.data.prompts import PromptExample, prompt_text
     from lmforge.model.adapters import callbacks as adapter_callbacks
     from lmforge.rewards.combine import configured_rewards, reward_weights
-    from lmforge.stages import common
-    from lmforge.stages import preference_common as pc
-    from lmforge.stages.preference_data import load_examples
-    from lmforge.stages.trainer import extra_callbacks, replace_progress
+    from lmforge.training import common
+    from lmforge.training import preference_common as pc
+    from lmforge.data.preference_data import load_examples
+    from lmforge.training.trainer import extra_callbacks, replace_progress
 
     out, tokenizer, template = pc.prepare(cfg)
     m = cfg.method()

@@ -6,7 +6,7 @@ frozen base, or the policy with its adapter disabled."""
 from __future__ import annotations
 
 from lmforge.config.run import RunConfig
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 
 CURVES = {"margins.png": ("rewards/margins", "eval_rewards/margins"),
           "kl.png": ("kl", "eval_kl")}
@@ -15,8 +15,8 @@ CURVES = {"margins.png": ("rewards/margins", "eval_rewards/margins"),
 def build_args(cfg: RunConfig, has_eval: bool):
     from trl import KTOConfig
 
-    from lmforge.stages.args import build_arguments
-    from lmforge.stages.preference_common import trl_kwargs
+    from lmforge.training.args import build_arguments
+    from lmforge.training.preference_common import trl_kwargs
 
     m = cfg.method()
     return build_arguments(cfg, has_eval, cls=KTOConfig, method_kwargs=dict(
@@ -29,10 +29,10 @@ def run(cfg: RunConfig) -> RunResult:
     from trl import KTOTrainer
 
     from lmforge.data.preference_build import unpaired_dataset
-    from lmforge.stages import common
-    from lmforge.stages import preference_common as pc
-    from lmforge.stages.preference_data import load_records
-    from lmforge.stages.trainer import build_trainer
+    from lmforge.training import common
+    from lmforge.training import preference_common as pc
+    from lmforge.data.preference_data import load_records
+    from lmforge.training.trainer import build_trainer
 
     out, tokenizer, template = pc.prepare(cfg)
     train, evals, stats = load_records(cfg, tokenizer, template, "unpaired")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from lmforge.config.run import RunConfig
 from lmforge.errors import DependencyError
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 
 CURVES = {"margins.png": ("rewards/margins", "eval_rewards/margins"),
           "accuracy.png": ("rewards/accuracies", "eval_rewards/accuracies")}
@@ -21,8 +21,8 @@ def _orpo():
 
 
 def build_args(cfg: RunConfig, has_eval: bool):
-    from lmforge.stages.args import build_arguments
-    from lmforge.stages.preference_common import trl_kwargs
+    from lmforge.training.args import build_arguments
+    from lmforge.training.preference_common import trl_kwargs
 
     config_cls, _ = _orpo()
     m = cfg.method()
@@ -33,10 +33,10 @@ def build_args(cfg: RunConfig, has_eval: bool):
 
 def run(cfg: RunConfig) -> RunResult:
     from lmforge.data.preference_build import pairs_dataset
-    from lmforge.stages import common
-    from lmforge.stages import preference_common as pc
-    from lmforge.stages.preference_data import load_records
-    from lmforge.stages.trainer import build_trainer
+    from lmforge.training import common
+    from lmforge.training import preference_common as pc
+    from lmforge.data.preference_data import load_records
+    from lmforge.training.trainer import build_trainer
 
     _, trainer_cls = _orpo()
     out, tokenizer, template = pc.prepare(cfg)

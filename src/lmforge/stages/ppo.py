@@ -15,14 +15,14 @@ from pathlib import Path
 
 from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 
 log = logging.getLogger(__name__)
 
 
 def build_args(cfg: RunConfig, has_eval: bool):
     """TrainingArguments for optimizer/scheduler settings (and to check train.extra early)."""
-    from lmforge.stages.args import build_arguments
+    from lmforge.training.args import build_arguments
 
     args = build_arguments(cfg, has_eval)
     if args.fp16:
@@ -40,7 +40,7 @@ def load_prompt_sets(cfg: RunConfig, tokenizer, template: str):
     """(train, eval or None, stats): prompts rendered with the template and tokenized."""
     from lmforge.data.prompts import PromptExample, prompt_text
     from lmforge.rl.driver import PromptSet, prompt_stats, tokenize_prompts
-    from lmforge.stages.preference_data import load_examples
+    from lmforge.data.preference_data import load_examples
 
     m = cfg.method()
     max_prompt = cfg.data.max_source_length or max(8, cfg.data.max_length - m.max_new_tokens)
@@ -78,7 +78,7 @@ def build_models(cfg: RunConfig, tokenizer, device):
     from lmforge.model.loader import load_model
     from lmforge.rl.rollout import ValueHead
     from lmforge.rl.state import is_peft
-    from lmforge.stages.trainer import prepare_model
+    from lmforge.training.trainer import prepare_model
 
     policy = _placed(prepare_model(cfg, tokenizer), device)
     _no_dropout(policy)
@@ -116,8 +116,8 @@ def run(cfg: RunConfig) -> RunResult:
     from lmforge.rewards.combine import RewardSet, configured_rewards
     from lmforge.rl.driver import run_loop
     from lmforge.rl.ppo import PPO
-    from lmforge.stages import common
-    from lmforge.stages.preference_common import flat_stats, prepare
+    from lmforge.training import common
+    from lmforge.training.preference_common import flat_stats, prepare
 
     out, tokenizer, template = prepare(cfg)
     tokenizer.chat_template = template  # checkpoints and the final model carry the one used
@@ -160,7 +160,7 @@ def save_final(ppo, tokenizer, out: Path) -> None:
 
 
 def finish(out: Path, history: list[dict], seconds: float, extra: dict) -> RunResult:
-    from lmforge.stages.preference_common import reward_summary, write_results
+    from lmforge.training.preference_common import reward_summary, write_results
 
     metrics = {"train_runtime": seconds, "global_step": history[-1]["step"] if history else 0}
     losses = [h["loss"] for h in history if "loss" in h]

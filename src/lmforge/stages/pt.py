@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 
 
 def run(cfg: RunConfig) -> RunResult:
     from lmforge.model.loader import load_tokenizer
-    from lmforge.stages import common
+    from lmforge.training import common
     from lmforge.stages.sft import train_lm
 
     if cfg.data.format != "text":

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from lmforge.config.run import RunConfig
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,8 @@ CURVES = {"accuracy.png": ("accuracy", "eval_accuracy"), "margins.png": ("margin
 def build_args(cfg: RunConfig, has_eval: bool):
     from trl import RewardConfig
 
-    from lmforge.stages.args import build_arguments
-    from lmforge.stages.preference_common import trl_kwargs
+    from lmforge.training.args import build_arguments
+    from lmforge.training.preference_common import trl_kwargs
 
     m = cfg.method()
     return build_arguments(cfg, has_eval, cls=RewardConfig, method_kwargs=dict(
@@ -104,10 +104,10 @@ def run(cfg: RunConfig) -> RunResult:
     from trl import RewardTrainer
 
     from lmforge.data.preference_build import rm_dataset
-    from lmforge.stages import common
-    from lmforge.stages import preference_common as pc
-    from lmforge.stages.preference_data import load_records
-    from lmforge.stages.trainer import build_trainer
+    from lmforge.training import common
+    from lmforge.training import preference_common as pc
+    from lmforge.data.preference_data import load_records
+    from lmforge.training.trainer import build_trainer
 
     out, tokenizer, template = pc.prepare(cfg)
     train, evals, stats = load_records(cfg, tokenizer, template, "pair")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from lmforge.config.run import RunConfig
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +18,9 @@ def train_lm(cfg: RunConfig, template: str | None, tokenizer,
              method_kwargs: dict | None = None) -> RunResult:
     """Data -> model -> Trainer -> train (resume) -> final save -> metrics.json + loss.png."""
     from lmforge.data import pipeline
-    from lmforge.stages import common
-    from lmforge.stages import trainer as T
-    from lmforge.stages.args import build_arguments
+    from lmforge.training import common
+    from lmforge.training import trainer as T
+    from lmforge.training.args import build_arguments
     from lmforge.utils.rundir import write_json, write_run_files
 
     from lmforge.distributed.ranks import main_first
@@ -55,7 +55,7 @@ def _evaluated_at_end(trainer) -> bool:
 def run(cfg: RunConfig) -> RunResult:
     from lmforge.data.templates import resolve_template
     from lmforge.model.loader import load_tokenizer
-    from lmforge.stages import common
+    from lmforge.training import common
 
     common.setup_torch(cfg)
     tokenizer = load_tokenizer(cfg.model)

@@ -82,7 +82,7 @@ def run_trial(setup: Setup, trial) -> float:
     import optuna
 
     from lmforge import stages
-    from lmforge.stages import trainer as T
+    from lmforge.training import trainer as T
     from lmforge.sweep.space import suggest
 
     values = suggest(trial, setup.dims)

@@ -163,7 +163,7 @@ def check(tree: dict):
     from lmforge.commands.validate import check_files
     from lmforge.config import validate
     from lmforge.errors import ConfigError
-    from lmforge.stages.args import build_arguments
+    from lmforge.training.args import build_arguments
 
     try:
         cfg = validate(tree)

@@ -2,7 +2,7 @@
 
 The run is the real command (``python -m lmforge train FILE``), so what the UI starts is exactly
 what a person would run. Its output is read line by line on a thread; the trainer's log lines
-(``step N: loss=... eval_loss=...``, written by lmforge.stages.callbacks) give the progress and the
+(``step N: loss=... eval_loss=...``, written by lmforge.training.callbacks) give the progress and the
 loss curve. COLUMNS is set wide so that rich does not wrap those lines.
 """
 

@@ -117,7 +117,7 @@ def saving_errors(final: Path, staging: Path, trainer):
             shutil.rmtree(staging, ignore_errors=True)
         if not isinstance(exc, Exception) or isinstance(exc, LmforgeError):
             raise
-        from lmforge.stages.checkpoints import latest_complete
+        from lmforge.training.checkpoints import latest_complete
 
         if is_disk_full(exc) or isinstance(exc, OSError):
             kept = latest_complete(final.parent)

@@ -65,10 +65,10 @@ def trainer_class(base=None):
     checkpoints and the numerical-fault guard mixed in."""
     if base is None:
         from transformers import Trainer as base
-    from lmforge.stages.checkpoints import AtomicCheckpointMixin
-    from lmforge.stages.fastloss import FastLossMixin
-    from lmforge.stages.faults import FaultMixin
-    from lmforge.stages.grouping import LengthGroupedMixin
+    from lmforge.training.checkpoints import AtomicCheckpointMixin
+    from lmforge.training.fastloss import FastLossMixin
+    from lmforge.training.faults import FaultMixin
+    from lmforge.training.grouping import LengthGroupedMixin
 
     mixins = (FaultMixin, AtomicCheckpointMixin, TokenCountingMixin, FastLossMixin,
               LengthGroupedMixin)
@@ -141,7 +141,7 @@ def replace_progress(trainer) -> None:
     """Swap the tqdm progress callback for the rich one (rank-0 output only)."""
     from transformers.trainer_callback import ProgressCallback
 
-    from lmforge.stages.callbacks import RichProgress
+    from lmforge.training.callbacks import RichProgress
 
     trainer.remove_callback(ProgressCallback)
     try:
@@ -180,10 +180,10 @@ def build_trainer(cfg: RunConfig, model, args, train_dataset, eval_dataset, coll
                   callbacks=list(callbacks) + adapter_callbacks(model, cfg.adapter)
                   + list(extra_callbacks), **kwargs)
     before_reporters(trainer, list(callbacks))
-    from lmforge.stages import faults
+    from lmforge.training import faults
 
     faults.install(trainer, cfg)  # NaN/Inf guard, SIGINT/SIGTERM -> checkpoint and stop
-    from lmforge.stages import fastloss
+    from lmforge.training import fastloss
 
     fastloss.install(trainer, cfg)  # train.fast_loss, train.group_by_length
     replace_progress(trainer)
@@ -193,12 +193,12 @@ def build_trainer(cfg: RunConfig, model, args, train_dataset, eval_dataset, coll
 
 def train(trainer, cfg: RunConfig):
     """Train, resuming from train.resume (optimizer, scheduler, RNG and data position)."""
-    from lmforge.stages.common import resume_checkpoint
+    from lmforge.training.common import resume_checkpoint
 
     checkpoint = resume_checkpoint(cfg)
     if checkpoint:
         log.info("resuming from %s", checkpoint)
-    from lmforge.stages.faults import stop_on_signals
+    from lmforge.training.faults import stop_on_signals
 
     with stop_on_signals(trainer):
         return trainer.train(resume_from_checkpoint=checkpoint)

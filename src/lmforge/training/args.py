@@ -29,7 +29,7 @@ def precision_flags(cfg: RunConfig) -> dict[str, bool]:
 
 def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
     from lmforge.distributed.engines import engine_kwargs
-    from lmforge.stages.fastloss import gpu_kernels
+    from lmforge.training.fastloss import gpu_kernels
     from lmforge.tracking import run_name
 
     t = cfg.train
@@ -53,7 +53,7 @@ def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
         disable_tqdm=False,
         **precision_flags(cfg),
         **engine_kwargs(cfg),  # train.deepspeed / train.fsdp
-        **gpu_kernels(cfg),  # Liger kernels on a GPU when installed (stages/fastloss.py)
+        **gpu_kernels(cfg),  # Liger kernels on a GPU when installed (training/fastloss.py)
     )
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "eval_steps"}
     kwargs["__extra__"] = dict(t.extra)

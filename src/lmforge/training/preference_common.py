@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from lmforge.config.run import RunConfig
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 from lmforge.utils.plots import plot_curves
 from lmforge.utils.rundir import write_metrics
 
@@ -19,7 +19,7 @@ def prepare(cfg: RunConfig):
     """Run directory, torch set-up, tokenizer and the chat template (the same as SFT/serving)."""
     from lmforge.data.templates import resolve_template
     from lmforge.model.loader import load_tokenizer
-    from lmforge.stages import common
+    from lmforge.training import common
     from lmforge.utils.rundir import write_run_files
 
     out = write_run_files(cfg)
@@ -51,7 +51,7 @@ def policy_and_reference(cfg: RunConfig, tokenizer, reference_path: str | None =
     model at ``reference_path``."""
     from lmforge.model.loader import load_model
     from lmforge.rl.state import is_peft
-    from lmforge.stages.trainer import prepare_model
+    from lmforge.training.trainer import prepare_model
 
     policy = prepare_model(cfg, tokenizer)
     if reference_path:
@@ -91,8 +91,8 @@ def train(trainer, cfg: RunConfig, tokenizer, template: str, out: Path, extra: d
     logged value whose first/last means go into the metrics (e.g. the GRPO reward)."""
     import time
 
-    from lmforge.stages import common
-    from lmforge.stages.trainer import train as run_training
+    from lmforge.training import common
+    from lmforge.training.trainer import train as run_training
 
     has_eval = trainer.eval_dataset is not None
     baseline = _evaluate(trainer) if has_eval and common.resume_checkpoint(cfg) is None else {}

@@ -262,7 +262,7 @@ class AtomicCheckpointMixin:
             self.accelerator.wait_for_everyone()
 
     def _save_checkpoint(self, model, trial):
-        from lmforge.stages.resource_faults import saving_errors
+        from lmforge.training.resource_faults import saving_errors
 
         run_dir = Path(super()._get_output_dir(trial))
         name = f"checkpoint-{self.state.global_step}"

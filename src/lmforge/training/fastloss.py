@@ -155,8 +155,8 @@ class FastLossMixin:
 
 
 def install(trainer, cfg) -> None:
-    """Switch the speed-ups on for a Trainer built by stages.trainer: ``train.fast_loss`` and
-    ``train.group_by_length`` (stages/grouping.py)."""
+    """Switch the speed-ups on for a Trainer built by training.trainer: ``train.fast_loss`` and
+    ``train.group_by_length`` (training/grouping.py)."""
     liger = bool(getattr(trainer.args, "use_liger_kernel", False))
     trainer.fast_loss = bool(getattr(cfg.train, "fast_loss", True)) and not liger
     trainer.group_by_length = bool(getattr(cfg.train, "group_by_length", False))

@@ -16,7 +16,7 @@
   written is atomic, see checkpoints.py).
 - Resources (out-of-memory, a full disk): see resource_faults.py.
 
-``install(trainer, cfg)`` adds both callbacks to a Trainer built by ``stages.trainer``.
+``install(trainer, cfg)`` adds both callbacks to a Trainer built by ``training.trainer``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _finite_grads(model) -> bool:
 
 class NumericGuard(TrainerCallback):
     def __init__(self, trainer, policy: str, max_bad: int, spike_factor: float | None):
-        from lmforge.stages.batch_info import BatchLocator
+        from lmforge.training.batch_info import BatchLocator
 
         self.trainer, self.policy, self.max_bad = trainer, policy, max_bad
         self.spike_factor = spike_factor
@@ -231,7 +231,7 @@ def stop_on_signals(trainer):
 
 
 def _finish_interrupted(trainer, stop: SignalStop) -> None:
-    from lmforge.stages.checkpoints import verify
+    from lmforge.training.checkpoints import verify
 
     step = trainer.state.global_step
     last = Path(trainer.args.output_dir) / f"checkpoint-{step}"
@@ -247,7 +247,7 @@ def _finish_interrupted(trainer, stop: SignalStop) -> None:
 
 
 def install(trainer, cfg) -> None:
-    """Add the guard and the signal callback to a Trainer built by stages.trainer, right after
+    """Add the guard and the signal callback to a Trainer built by training.trainer, right after
     DefaultFlowCallback (so values they add to a log entry reach the reporters)."""
     from transformers.trainer_callback import DefaultFlowCallback
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
-from lmforge.stages.result import RunResult
+from lmforge.training.result import RunResult
 from lmforge.utils.plots import plot_curves
 from lmforge.utils.rundir import write_metrics
 
@@ -33,7 +33,7 @@ def setup_torch(cfg: RunConfig) -> None:
     engines.forget_previous_run()  # runs in one process (sweeps, tests) stay independent
 
     hf_logging.disable_progress_bar()  # per-shard/per-load tqdm bars; training has a rich bar
-    from lmforge.stages.fastloss import cpu_threads
+    from lmforge.training.fastloss import cpu_threads
 
     threads = cpu_threads(cfg.train.num_threads)  # default: physical cores (cgroup quota too)
     if threads != torch.get_num_threads():
@@ -43,8 +43,8 @@ def setup_torch(cfg: RunConfig) -> None:
 
 def resume_checkpoint(cfg: RunConfig) -> str | None:
     """None, the newest COMPLETE checkpoint in output_dir ('auto': its manifest verifies, see
-    stages/checkpoints.py), or the given path (checked against its manifest)."""
-    from lmforge.stages import checkpoints
+    training/checkpoints.py), or the given path (checked against its manifest)."""
+    from lmforge.training import checkpoints
 
     resume = cfg.train.resume
     if not resume:
