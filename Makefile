@@ -39,7 +39,7 @@ $(ASSETS): $(STAMP)
 assets: $(ASSETS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra --durations=20 $(PYTEST_ARGS)
 
 test-slow: $(ASSETS)
 	$(BIN)/python -m pytest -q -ra -m slow $(PYTEST_ARGS)

@@ -27,7 +27,6 @@ def lmforge_dpo(spec: dict, workdir: Path) -> dict:
 
     from lmforge import stages
     from lmforge.config import validate
-    from lmforge.training import trainer as T
 
     rec = Recorder()
     rec.install()
@@ -37,7 +36,6 @@ def lmforge_dpo(spec: dict, workdir: Path) -> dict:
         def on_train_end(self, args, state, control, model=None, **kwargs):
             grabbed["model"] = model
 
-    T.extra_callbacks[:] = [rec.callback(), Grab()]
     cfg = validate({
         "stage": "dpo", "model": {"path": spec["model"]},
         "adapter": dict(spec["lora"], type="lora"),
@@ -48,7 +46,7 @@ def lmforge_dpo(spec: dict, workdir: Path) -> dict:
                   "batch_size": spec["batch_size"], "learning_rate": spec["lr"],
                   "lr_scheduler": "linear", "logging_steps": 1, "save_steps": 100000,
                   "report_to": ["none"], "seed": spec["seed"], "num_threads": spec["threads"]}})
-    result = stages.run(cfg)
+    result = stages.run(cfg, callbacks=[rec.callback(), Grab()])
     return _dpo_metrics(rec, result.log_history, grabbed["model"], spec)
 
 

@@ -93,7 +93,6 @@ def _finish(rec: Recorder, model, spec: dict, pad_id: int, extra: dict | None = 
 def lmforge_lm(spec: dict, workdir: Path) -> dict:
     from lmforge import stages
     from lmforge.config import validate
-    from lmforge.training import trainer as T
     from transformers import TrainerCallback
 
     rec = Recorder()
@@ -104,10 +103,9 @@ def lmforge_lm(spec: dict, workdir: Path) -> dict:
         def on_train_end(self, args, state, control, model=None, **kwargs):
             grabbed["model"] = model
 
-    T.extra_callbacks[:] = [rec.callback(), Grab()]
     cfg = validate(_run_config(spec, spec["train_file"], str(workdir / "run"),
                                spec.get("lmforge", {})))
-    result = stages.run(cfg)
+    result = stages.run(cfg, callbacks=[rec.callback(), Grab()])
     packing = json.loads((workdir / "run" / "data_stats.json").read_text()).get("packing")
     pad = grabbed["model"].config.pad_token_id
     return _finish(rec, grabbed["model"], spec, pad if pad is not None else 0,

@@ -1,6 +1,12 @@
-"""Test harness: offline by construction, tiny models built locally, loopback-only network.
+"""Test harness: offline by construction, tiny models built locally, loopback-only network,
+nothing left behind in the system temp directory.
 
 The HF offline variables are set before anything imports transformers/datasets/huggingface_hub.
+For the session, TMPDIR (and ``tempfile.tempdir``) point to a fresh directory under pytest's
+basetemp, which subprocesses inherit; at the end it must be empty (but for LIBRARY_CACHES), and no
+entry with one of lmforge's prefixes may have appeared in the real temp directory. The tiny-model
+cache (``$LMFORGE_CACHE``, default <tmp>/lmforge-test-cache) stays on purpose: it is built once
+and reused by every later session.
 """
 
 from __future__ import annotations
@@ -15,7 +21,13 @@ from pathlib import Path
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                   TOKENIZERS_PARALLELISM="false", WANDB_MODE="offline", DO_NOT_TRACK="1",
                   HF_HUB_DISABLE_TELEMETRY="1", MPLBACKEND="Agg")
-os.environ.setdefault("LMFORGE_CACHE", str(Path(tempfile.gettempdir()) / "lmforge-test-cache"))
+SYSTEM_TMP = Path(tempfile.gettempdir())
+os.environ.setdefault("LMFORGE_CACHE", str(SYSTEM_TMP / "lmforge-test-cache"))
+# names lmforge and its tests have created in the temp directory (what a leak looks like)
+TEMP_PREFIXES = ("lmforge-", "fuzz-", "cfgfuzz-", "ovfuzz-", "build-")
+# caches libraries keep in $TMPDIR on purpose: torch's compile cache (made on importing deepspeed),
+# jieba's dictionary cache (Chinese ROUGE)
+LIBRARY_CACHES = ("torchinductor_", "jieba.cache")
 
 import pytest  # noqa: E402
 
@@ -33,6 +45,50 @@ def _guarded_connect(self, address):
 
 
 socket.socket.connect = _guarded_connect
+
+
+def _ours(names: set[str]) -> set[str]:
+    keep = Path(os.environ["LMFORGE_CACHE"]).name
+    return {n for n in names if n.startswith(TEMP_PREFIXES) and n != keep}
+
+
+def _leftovers(tmp: Path, before: set[str]) -> list[str]:
+    """What the session left: everything in its own TMPDIR, plus new prefixed names in the real
+    temp directory (written by code that bypassed TMPDIR); other processes' files are ignored."""
+    own = sorted(str(p) for p in tmp.iterdir() if not p.name.startswith(LIBRARY_CACHES))
+    try:
+        now = {p.name for p in SYSTEM_TMP.iterdir()}
+    except OSError:
+        now = set()
+    return own + sorted(str(SYSTEM_TMP / n) for n in _ours(now - before))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_tmpdir(tmp_path_factory):
+    """A private TMPDIR for the whole session; it fails the session when files are left in it."""
+    before = {p.name for p in SYSTEM_TMP.iterdir()}
+    tmp = tmp_path_factory.mktemp("tmpdir", numbered=False)
+    # torchrun started by a test keeps its per-rank log directories here, not in TMPDIR
+    # (torchelastic_*); `lmforge train --nproc` passes its own --log-dir and removes it
+    torchrun_logs = tmp_path_factory.mktemp("torchrun-logs", numbered=False)
+    saved = {k: os.environ.get(k) for k in ("TMPDIR", "TEMP", "TMP", "PET_LOG_DIR")}
+    os.environ.update(TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp),
+                      PET_LOG_DIR=str(torchrun_logs))
+    saved_tempdir, tempfile.tempdir = tempfile.tempdir, str(tmp)
+    try:
+        yield tmp
+    finally:
+        tempfile.tempdir = saved_tempdir
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    left = _leftovers(tmp, before)
+    if left:
+        pytest.fail(f"the tests left {len(left)} entries in the temp directory (use tmp_path, or "
+                    "make the code clean up after itself): " + ", ".join(left[:20]),
+                    pytrace=False)
 
 
 @pytest.fixture(scope="session")

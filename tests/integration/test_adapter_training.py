@@ -63,13 +63,11 @@ def probe_logits(model):
     return out[:, -ids.shape[1]:]  # prompt-learning methods prepend virtual tokens
 
 
-def train_with_snapshot(cfg, monkeypatch):
+def train_with_snapshot(cfg):
     from lmforge import stages
-    from lmforge.training import trainer as T
 
     snap = Snapshot()
-    monkeypatch.setattr(T, "extra_callbacks", [snap])
-    result = stages.run(cfg)
+    result = stages.run(cfg, callbacks=[snap])
     return result, snap
 
 
@@ -96,9 +94,9 @@ METHODS = {
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_method_trains_only_its_parameters(method, tmp_path, monkeypatch, tiny_model_dir):
+def test_method_trains_only_its_parameters(method, tmp_path, tiny_model_dir):
     cfg = sft_config(tmp_path, method, METHODS[method], steps=4)
-    result, snap = train_with_snapshot(cfg, monkeypatch)
+    result, snap = train_with_snapshot(cfg)
     assert snap.trainable and snap.end
     changed = [n for n in snap.trainable if not _equal(snap.begin[n], snap.end[n])]
     frozen = set(snap.begin) - snap.trainable
@@ -144,10 +142,10 @@ def _check_reload(method, out, snap, base_dir):
     torch.testing.assert_close(probe_logits(model), snap.logits, atol=1e-5, rtol=1e-5)
 
 
-def test_adalora_schedule_runs_and_records_total_step(tmp_path, monkeypatch):
+def test_adalora_schedule_runs_and_records_total_step(tmp_path):
     """The AdaLoRA callback sets total_step from the trainer and reallocates ranks."""
     cfg = sft_config(tmp_path, "ada", METHODS["adalora"], steps=5)
-    result, snap = train_with_snapshot(cfg, monkeypatch)
+    result, snap = train_with_snapshot(cfg)
     saved = json.loads((result.output_dir / "adapter_config.json").read_text())
     assert saved["peft_type"] == "ADALORA" and saved["total_step"] == 5
     assert saved["rank_pattern"], "update_and_allocate never ran (no rank pattern)"
@@ -155,21 +153,21 @@ def test_adalora_schedule_runs_and_records_total_step(tmp_path, monkeypatch):
     assert sum(kept) < 4 * len(kept), "the budget should have pruned some ranks"
 
 
-def test_continue_from_saved_adapter(tmp_path, monkeypatch):
+def test_continue_from_saved_adapter(tmp_path):
     """adapter.path continues training the saved adapter (starting from its values)."""
     first = sft_config(tmp_path, "first", METHODS["dora"])
-    r1, s1 = train_with_snapshot(first, monkeypatch)
+    r1, s1 = train_with_snapshot(first)
     second = sft_config(tmp_path, "second", dict(METHODS["dora"], path=str(r1.output_dir)))
-    r2, s2 = train_with_snapshot(second, monkeypatch)
+    r2, s2 = train_with_snapshot(second)
     for n in s1.trainable:
         assert _equal(s2.begin[n], s1.end[n]), n
     assert any(not _equal(s2.end[n], s1.end[n]) for n in s1.trainable)
 
 
-def test_continue_refuses_another_method(tmp_path, monkeypatch):
+def test_continue_refuses_another_method(tmp_path):
     from lmforge.errors import ConfigError
 
-    r1, _ = train_with_snapshot(sft_config(tmp_path, "a", METHODS["prefix_tuning"]), monkeypatch)
+    r1, _ = train_with_snapshot(sft_config(tmp_path, "a", METHODS["prefix_tuning"]))
     with pytest.raises(ConfigError, match="PREFIX_TUNING"):
         train_with_snapshot(sft_config(tmp_path, "b", {"type": "lora",
-                                                       "path": str(r1.output_dir)}), monkeypatch)
+                                                       "path": str(r1.output_dir)}))

@@ -54,7 +54,6 @@ def _driver(spec_file: str) -> None:
 
     from lmforge.config import validate
     from lmforge.stages import run
-    from lmforge.training import trainer as T
     from lmforge.training.callbacks import StopAtStep
 
     class Probe(TrainerCallback):
@@ -89,9 +88,7 @@ def _driver(spec_file: str) -> None:
     for job in spec["jobs"]:
         probe = Probe()
         stop = [StopAtStep(job["stop_at"])] if job.get("stop_at") else []
-        T.extra_callbacks[:] = [probe, *stop]
-        result = run(validate(job["config"]))
-        T.extra_callbacks[:] = []
+        result = run(validate(job["config"]), callbacks=[probe, *stop])
         results[job["name"]] = {"losses": losses(result.log_history), "engine": probe.info,
                                 "metrics": result.metrics}
     Path(f"{spec['results']}.rank{rank}").write_text(json.dumps(hits))
@@ -148,7 +145,8 @@ def single(tiny_model_dir, data_file, tmp_path_factory):
     for adapter in ("full", "lora"):
         res = run(validate(tree(tiny_model_dir, data_file, root / adapter, adapter,
                                 batch_size=4)))
-        out[adapter] = {"losses": losses(res.log_history), "dir": root / adapter}
+        out[adapter] = {"losses": losses(res.log_history), "dir": root / adapter,
+                        "metrics": res.metrics}
     return out
 
 
@@ -175,6 +173,7 @@ def two(tiny_model_dir, data_file, tmp_path_factory):
     first["config"]["data"]["cache_dir"] = str(root / "fresh-cache")  # nothing cached yet
     jobs = [first,
             job("ddp_resume", save_steps=2, resume="auto"),
+            job("ddp"),
             job("zero2", deepspeed="zero2"),
             job("zero3", deepspeed="zero3"),
             job("zero3_offload", deepspeed="zero3_offload"),
@@ -195,6 +194,19 @@ def two(tiny_model_dir, data_file, tmp_path_factory):
 def test_rank_zero_tokenizes_first_and_the_other_rank_reads_its_cache(two):
     rank0, rank1 = two["cache_hits"]
     assert rank0[0] is False and rank1[0] is True  # fresh cache: only rank 0 tokenized
+
+
+@pytest.mark.parametrize("name", ["ddp", "ddp_resume", "zero2"])
+def test_train_loss_and_flos_agree_with_one_process(single, two, name):
+    """metrics.json's train_loss: the mean over every step of the run (resumed ones included) of
+    the global batch's loss, whatever the number of processes (issue 18, item 4)."""
+    got, want = two[name]["metrics"], single["full"]["metrics"]
+    assert got["world_size"] == 2 and want["world_size"] == 1
+    assert got["train_loss"] == pytest.approx(want["train_loss"], abs=1e-4)
+    assert want["train_loss"] == pytest.approx(
+        sum(single["full"]["losses"].values()) / STEPS, abs=1e-6)
+    if name == "ddp":
+        assert got["total_flos"] == pytest.approx(want["total_flos"], rel=1e-6)
 
 
 @pytest.mark.parametrize("name,stage", [("zero2", 2), ("zero3", 3), ("zero3_offload", 3)])

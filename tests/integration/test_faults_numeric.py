@@ -80,19 +80,17 @@ class Poison(TrainerCallback):
         self.sched[state.global_step] = lr_scheduler.last_epoch
 
 
-def _run(monkeypatch, cfg, callback):
+def _run(cfg, callback):
     from lmforge.stages import run
-    from lmforge.training import trainer as T
 
-    monkeypatch.setattr(T, "extra_callbacks", [callback])
-    return run(cfg)
+    return run(cfg, callbacks=[callback])
 
 
 @pytest.mark.parametrize("mode", ["loss", "grad"])
 def test_a_nan_step_is_skipped_counted_and_named(tiny_model_dir, data_file, tmp_path,
-                                                 monkeypatch, caplog, mode):
+                                                 caplog, mode):
     poison = Poison(mode)
-    result = _run(monkeypatch, _cfg(tiny_model_dir, data_file, tmp_path / mode), poison)
+    result = _run(_cfg(tiny_model_dir, data_file, tmp_path / mode), poison)
     bad = sorted(set(poison.poisoned_steps))
     assert len(bad) == 2  # 4 batches an epoch, 8 steps: the poisoned row is trained twice
     assert result.metrics["train_skipped_steps"] == 2
@@ -110,24 +108,24 @@ def test_a_nan_step_is_skipped_counted_and_named(tiny_model_dir, data_file, tmp_
 
 
 def test_bad_steps_in_a_row_stop_with_an_error_naming_the_batch(tiny_model_dir, data_file,
-                                                                tmp_path, monkeypatch):
+                                                                tmp_path):
     from lmforge.errors import TrainingError
 
     with pytest.raises(TrainingError, match="3 steps in a row, the last at step 3") as err:
-        _run(monkeypatch, _cfg(tiny_model_dir, data_file, tmp_path / "a", max_bad_steps=3),
+        _run(_cfg(tiny_model_dir, data_file, tmp_path / "a", max_bad_steps=3),
              Poison(always=True))
     assert "train.jsonl:" in str(err.value)
 
     with pytest.raises(TrainingError, match=f"at step \\d+; batch: .*train.jsonl:{POISON_LINE}"):
-        _run(monkeypatch, _cfg(tiny_model_dir, data_file, tmp_path / "b", nan_policy="stop"),
+        _run(_cfg(tiny_model_dir, data_file, tmp_path / "b", nan_policy="stop"),
              Poison())
 
 
 def test_a_loss_spike_is_logged_with_its_batch(tiny_model_dir, data_file, tmp_path,
-                                               monkeypatch, caplog):
+                                               caplog):
     poison = Poison(scale=50.0)
     # fast_loss off: the spike must be exactly x50 of the loss (scaled inside the model)
-    result = _run(monkeypatch, _cfg(tiny_model_dir, data_file, tmp_path / "spike",
+    result = _run(_cfg(tiny_model_dir, data_file, tmp_path / "spike",
                                     max_steps=16, learning_rate=1e-3, fast_loss=False), poison)
     from lmforge.training.faults import SPIKE_WARMUP
 

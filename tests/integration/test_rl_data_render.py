@@ -74,7 +74,10 @@ def test_reward_model_encoding_is_one_tokenization_and_truncates_the_prompt_firs
     short = encode_answer(pair.prompt, pair.chosen, tok, 8, "truncate_prompt")
     assert len(short) == 8 and tok.decode(short).endswith("a b c<|im_end|>")
     assert encode_answer(pair.prompt, pair.chosen, tok, 8, "drop") is None
-    assert encode_answer(pair.prompt, pair.chosen, tok, 3, "truncate_prompt") is None
+    # the SFT meaning of truncate_prompt: an answer longer than max_length is cut from the right
+    # (the prompt keeps a quarter of max_length: none of 3 tokens)
+    n = len(tok(pair.prompt, add_special_tokens=False)["input_ids"])
+    assert encode_answer(pair.prompt, pair.chosen, tok, 3, "truncate_prompt") == ids[n:n + 3]
 
 
 def test_rm_dataset_margins_and_stats(tok):

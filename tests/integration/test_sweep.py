@@ -19,14 +19,15 @@ GOOD_LR, BAD_LR = 3e-3, 1e-6
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from transformers import TrainerCallback
-    from lmforge.training import trainer as T
+    import lmforge.stages as S
 
     class Kill(TrainerCallback):  # SIGKILL (no clean-up at all) in trial 2, after a checkpoint
         def on_step_end(self, args, state, control, **kw):
             if args.output_dir.endswith("trial_2") and state.global_step == 4:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    T.extra_callbacks.append(Kill())
+    plain = S.run
+    S.run = lambda cfg, *, callbacks=(): plain(cfg, callbacks=[*callbacks, Kill()])
     from lmforge.cli import main
     sys.exit(main(sys.argv[1:]))
 """)

@@ -1,7 +1,7 @@
-"""Speed settings that need no numbers to stay equal, checked for what they decide: CPU threads
-(physical cores, cgroup quotas), and the GPU kernels chosen automatically (Liger, flash-attention)
--- their decisions are tested with a pretend GPU; the kernels themselves need a real one and are
-not run by this CPU suite."""
+"""Speed settings that need no numbers to stay equal, checked for what they decide
+(training/device.py): CPU threads (physical cores, cgroup quotas), and the GPU kernels chosen
+automatically (Liger, flash-attention) -- their decisions are tested with a pretend GPU; the
+kernels themselves need a real one and are not run by this CPU suite."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 
 def test_threads_default_to_physical_cores(monkeypatch):
-    from lmforge.training.fastloss import cpu_threads, physical_cores
+    from lmforge.training.device import cpu_threads, physical_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = physical_cores()
@@ -21,7 +21,7 @@ def test_threads_default_to_physical_cores(monkeypatch):
 
 
 def test_threads_follow_omp_num_threads_unless_configured(monkeypatch):
-    from lmforge.training.fastloss import cpu_threads, physical_cores
+    from lmforge.training.device import cpu_threads, physical_cores
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert cpu_threads(None) == 1 and cpu_threads(3) == 3
@@ -32,7 +32,7 @@ def test_threads_follow_omp_num_threads_unless_configured(monkeypatch):
 @pytest.mark.parametrize("text,expected", [("150000 100000", 2), ("100000 100000", 1),
                                            ("max 100000", None), ("garbage", None)])
 def test_cgroup_quota(tmp_path, text, expected):
-    from lmforge.training.fastloss import _cgroup_quota
+    from lmforge.training.device import _cgroup_quota
 
     (tmp_path / "cpu.max").write_text(text + "\n")
     assert _cgroup_quota(str(tmp_path / "cpu.max")) == expected
@@ -44,7 +44,7 @@ def test_setup_torch_applies_the_thread_default(tmp_path, monkeypatch):
 
     from lmforge.config import validate
     from lmforge.training.common import setup_torch
-    from lmforge.training.fastloss import physical_cores
+    from lmforge.training.device import physical_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
@@ -75,37 +75,45 @@ def _cfg(stage="sft", **train):
     return validate({"stage": stage, "model": {"path": "x"}, "train": dict(train)})
 
 
-def test_gpu_kernels_decisions(pretend_gpu):
-    from lmforge.training.fastloss import gpu_kernels
+def test_gpu_kernels_decisions(pretend_gpu, monkeypatch):
+    import torch
 
-    assert gpu_kernels(_cfg()) == {"use_liger_kernel": True}
-    assert gpu_kernels(_cfg(use_cpu=True)) == {}
-    assert gpu_kernels(_cfg("dpo")) == {}
+    from lmforge.training.device import decide
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert decide(_cfg()).training_kwargs()["use_liger_kernel"] is True
+    assert "use_liger_kernel" not in decide(_cfg(use_cpu=True)).training_kwargs()
+    assert decide(_cfg("dpo")).liger is False
 
 
 def test_no_gpu_kernels_on_cpu():
     import torch
 
-    from lmforge.training.fastloss import auto_attention, gpu_kernels
+    from lmforge.training.device import decide
 
     if torch.cuda.is_available():
         pytest.skip("needs a machine without a GPU")
-    assert gpu_kernels(_cfg()) == {}
-    assert auto_attention(_cfg().model) is None
+    facts = decide(_cfg())
+    assert facts.liger is False and facts.attention is None
 
 
 def test_flash_attention_chosen_automatically(pretend_gpu, monkeypatch):
+    import torch
+
     from lmforge.config import validate
-    from lmforge.model.loader import attention_kwargs
+    from lmforge.training.device import for_inference
 
-    def model(**kw):
-        return validate({"stage": "sft", "model": dict({"path": "x"}, **kw)}).model
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
 
-    assert attention_kwargs(model()) == {"attn_implementation": "flash_attention_2"}
-    assert attention_kwargs(model(dtype="float32")) == {}
-    assert attention_kwargs(model(attn_implementation="sdpa")) == {"attn_implementation": "sdpa"}
+    def attention(**kw):
+        return for_inference(validate({"stage": "sft", "model": dict({"path": "x"}, **kw)}).model
+                             ).model_kwargs().get("attn_implementation")
+
+    assert attention() == "flash_attention_2"
+    assert attention(dtype="float32") is None
+    assert attention(attn_implementation="sdpa") == "sdpa"
     monkeypatch.setenv("LMFORGE_NO_FLASH_ATTENTION", "1")
-    assert attention_kwargs(model()) == {}
+    assert attention() is None
 
 
 def test_liger_turns_the_fast_loss_off():

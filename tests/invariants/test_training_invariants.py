@@ -72,10 +72,9 @@ def test_grad_accumulation_matches_full_batch(tiny_model_dir, data_file, tmp_pat
 
 
 @pytest.mark.parametrize("adapter", ["full", "lora"])
-def test_resume_ends_with_the_same_weights(tiny_model_dir, data_file, tmp_path, monkeypatch,
+def test_resume_ends_with_the_same_weights(tiny_model_dir, data_file, tmp_path,
                                            adapter):
     from lmforge.stages import run
-    from lmforge.training import trainer as T
     from lmforge.training.callbacks import StopAtStep
 
     # 8 steps per epoch: the resumed part crosses an epoch boundary
@@ -83,10 +82,8 @@ def test_resume_ends_with_the_same_weights(tiny_model_dir, data_file, tmp_path, 
     straight = run(_cfg(tiny_model_dir, data_file, tmp_path / "straight", **kw))
 
     out = tmp_path / "interrupted"
-    monkeypatch.setattr(T, "extra_callbacks", [StopAtStep(5)])
-    first = run(_cfg(tiny_model_dir, data_file, out, **kw))
+    first = run(_cfg(tiny_model_dir, data_file, out, **kw), callbacks=[StopAtStep(5)])
     assert first.metrics["global_step"] == 5 and (out / "checkpoint-5").is_dir()
-    monkeypatch.setattr(T, "extra_callbacks", [])
     resumed = run(_cfg(tiny_model_dir, data_file, out, resume="auto", **kw))
 
     assert resumed.metrics["global_step"] == 12

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,30 @@ def test_single_node_launch_uses_standalone_torchrun_and_keeps_every_argument():
     assert "--standalone" in argv and "--master_addr" not in argv
     tail = argv[argv.index("lmforge") + 1:]
     assert tail == ["train", "--debug", "run.yaml", "--D.a.b=1", "train.max_steps=3"]
+
+
+def test_relaunch_gives_torchrun_a_log_dir_and_removes_it(monkeypatch, tmp_path):
+    """Without --log-dir torchrun leaves a torchelastic_* directory in $TMPDIR on every run."""
+    import subprocess
+    import tempfile
+
+    from lmforge.distributed import launch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+
+    def fake_run(argv, env=None, **kwargs):
+        logs = argv[argv.index("--log-dir") + 1]
+        assert argv.index("--log-dir") < argv.index("lmforge")
+        seen.append((logs, Path(logs).is_dir()))
+        (Path(logs) / "attempt_0").mkdir()  # what torchrun writes there
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(launch.subprocess, "run", fake_run)
+    assert launch.relaunch(_args()) == 0
+    (logs, existed), = seen
+    assert existed and Path(logs).parent == tmp_path
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_multi_node_launch_names_the_rendezvous():
@@ -144,9 +169,9 @@ def test_fsdp_on_the_cpu_is_refused_not_silently_dropped():
 
 def test_fsdp_config_defaults_to_full_state_dict(monkeypatch):
     from lmforge.distributed import engines
-    from lmforge.training import args
+    from lmforge.training import device
 
-    monkeypatch.setattr(args, "has_cuda", lambda cfg: True)
+    monkeypatch.setattr(device, "on_gpu", lambda cfg: True)
     out = engines.engine_kwargs(_cfg(fsdp={"fsdp_cpu_offload": True}))
     assert out["fsdp"] is True
     assert out["fsdp_config"] == {"cpu_offload": True, "version": 2,

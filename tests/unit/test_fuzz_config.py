@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -106,13 +104,13 @@ YAML_TEXT = st.one_of(
 
 @FAST
 @given(text=YAML_TEXT, junk=st.binary(max_size=8), where=st.integers(0, 100))
-def test_fuzz_config_files_load_or_name_the_file(text, junk, where):
+def test_fuzz_config_files_load_or_name_the_file(text, junk, where, tmp_path):
     from lmforge.config import load
     from lmforge.errors import ConfigError
 
     raw = text.encode("utf-8", "surrogatepass")
     raw = raw[:where] + junk + raw[where:] if junk else raw
-    path = Path(tempfile.mkdtemp(prefix="cfgfuzz-")) / "run.yaml"
+    path = tmp_path / "run.yaml"
     path.write_bytes(raw)
     try:
         load(str(path))
@@ -122,11 +120,11 @@ def test_fuzz_config_files_load_or_name_the_file(text, junk, where):
 
 @FAST
 @given(st.lists(st.text(max_size=20), max_size=3))
-def test_fuzz_overrides_apply_or_are_config_errors(overrides):
+def test_fuzz_overrides_apply_or_are_config_errors(tmp_path, overrides):
     from lmforge.config.loader import compose, validate
     from lmforge.errors import ConfigError
 
-    path = Path(tempfile.mkdtemp(prefix="ovfuzz-")) / "run.yaml"
+    path = tmp_path / "run.yaml"
     path.write_text("stage: sft\nmodel: {path: m}\ndata: {train: t.jsonl}\n")
     try:
         validate(compose(str(path), overrides=overrides))

@@ -16,7 +16,6 @@ import io
 import json
 import math
 import re
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -109,8 +108,9 @@ def _csv_bytes(data: list[dict]) -> bytes:
     return buf.getvalue().encode("utf-8", "surrogatepass")
 
 
-def _write(kind: str, lines: list[tuple[bytes, bool]], data: list[dict], cut: int) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-"))
+def _write(folder: Path, kind: str, lines: list[tuple[bytes, bool]], data: list[dict],
+           cut: int) -> Path:
+    """One example's file in ``folder`` (the test's tmp_path; each example overwrites it)."""
     path = folder / f"data.{kind}"
     if kind == "jsonl":
         path.write_bytes(b"\n".join(line for line, _ in lines) + b"\n")
@@ -196,12 +196,12 @@ def read_all(path: Path, fmt: str) -> tuple[int, int]:
     return ok, bad
 
 
-def _property(fmt: str, data) -> None:
+def _property(fmt: str, data, folder: Path) -> None:
     kind = data.draw(st.sampled_from(["jsonl", "jsonl", "json", "csv"]), label="kind")
     lines = data.draw(st.lists(jsonl_lines(fmt), min_size=1, max_size=6), label="lines")
     rows_ = data.draw(st.lists(rows(fmt), max_size=5), label="rows")
     cut = data.draw(st.one_of(st.just(0), st.integers(1, 200)), label="cut")
-    path = _write(kind, lines, rows_, cut)
+    path = _write(folder, kind, lines, rows_, cut)
     ok, bad = read_all(path, fmt)
     if kind == "jsonl":  # no silent drops: every non-blank line is an example or an error
         assert ok + bad == sum(not blank for _, blank in lines)
@@ -210,16 +210,16 @@ def _property(fmt: str, data) -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 @FAST
 @given(data=st.data())
-def test_fuzz_every_format_reads_or_names_the_bad_row(fmt, data):
-    _property(fmt, data)
+def test_fuzz_every_format_reads_or_names_the_bad_row(fmt, data, tmp_path):
+    _property(fmt, data, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 @SLOW
 @given(data=st.data())
-def test_fuzz_every_format_many_examples(fmt, data):
-    _property(fmt, data)
+def test_fuzz_every_format_many_examples(fmt, data, tmp_path):
+    _property(fmt, data, tmp_path)
 
 
 CONTENT = st.one_of(st.text(min_size=1, max_size=30), st.sampled_from(HOSTILE))
@@ -237,7 +237,7 @@ def chats(draw):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.lists(chats(), min_size=1, max_size=4))
-def test_fuzz_pipeline_build_with_the_tokenizer(tiny_tokenizer, data):
+def test_fuzz_pipeline_build_with_the_tokenizer(tiny_tokenizer, data, tmp_path):
     """Rows that parse must also render and encode (special-token text, template syntax, huge
     fields inside messages): the built dataset, or a DataError/ConfigError."""
     from lmforge.config import validate
@@ -245,7 +245,7 @@ def test_fuzz_pipeline_build_with_the_tokenizer(tiny_tokenizer, data):
     from lmforge.data.templates import resolve_template
     from lmforge.errors import ConfigError, DataError
 
-    path = Path(tempfile.mkdtemp(prefix="build-")) / "train.jsonl"
+    path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in data))
     cfg = validate({"stage": "sft", "model": {"path": "builtin:tiny-llama"},
                     "data": {"train": str(path), "format": "messages", "max_length": 64,

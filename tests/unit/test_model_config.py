@@ -18,7 +18,8 @@ def _run(model=None, adapter=None):
 
 @pytest.mark.parametrize("adapter, message", [
     ({"type": "freeze", "trainable_layers": 0}, "trains nothing"),
-    ({"type": "adalora", "r": 4, "target_r": 8}, "must not exceed r"),
+    ({"type": "adalora", "r": 4, "target_r": 8}, "must be below r"),
+    ({"type": "adalora", "r": 4, "target_r": 4}, "must be below r"),
     ({"type": "adalora", "use_dora": True}, "use_dora works with lora/qlora"),
     ({"type": "qlora", "bits": 3}, "adapter.bits"),
     ({"type": "lora", "rank": 8}, "adapter.rank: unknown key"),
@@ -48,14 +49,13 @@ def test_defaults_are_safe():
 def test_flash_attention_needs_a_gpu(monkeypatch):
     import torch
 
-    from lmforge.model.loader import attention_kwargs
+    from lmforge.training.device import for_inference
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ModelError, match="needs a CUDA GPU") as err:
-        attention_kwargs(_run(model={"attn_implementation": "flash_attention_2"}).model)
+        for_inference(_run(model={"attn_implementation": "flash_attention_2"}).model)
     assert "sdpa" in err.value.hint
-    assert attention_kwargs(_run(model={"attn_implementation": "sdpa"}).model) == {
-        "attn_implementation": "sdpa"}
+    assert for_inference(_run(model={"attn_implementation": "sdpa"}).model).attention == "sdpa"
 
 
 def test_remote_code_is_refused_before_loading(tmp_path):

@@ -47,11 +47,12 @@ def build(cfg):
 
 
 def _show(console, tokenizer, ds, n: int, fancy: bool) -> None:
+    from lmforge.config.constants import IGNORE_INDEX
     from lmforge.data.preview import marked_text, rich_text
 
     for i in range(min(n, len(ds))):
         ids, labels = ds[i]["input_ids"], ds[i]["labels"]
-        trained = sum(1 for x in labels if x != -100)
+        trained = sum(1 for x in labels if x != IGNORE_INDEX)
         head = f"── example {i + 1}: {len(ids)} tokens, {trained} trained "
         if fancy:
             console.rule(head, align="left")

@@ -45,9 +45,11 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from lmforge.config.constants import RUN_CONFIG_FILE
+
     console = Console(width=max(Console().width, 120))
     if not rows:
-        console.print(f"no runs under {root} (a run directory holds lmforge_config.yaml)")
+        console.print(f"no runs under {root} (a run directory holds {RUN_CONFIG_FILE})")
         return 0
     columns = [(k, h) for k, h in COLUMNS if any(r.get(k) is not None for r in rows)]
     table = Table(title=f"runs in {root}")

@@ -39,7 +39,9 @@ def check_files(cfg) -> list[str]:
         problems.append(f"model.path: unknown built-in model '{path}' (see lmforge models)")
     elif not path.startswith(PREFIX) and not Path(path).exists() and "/" not in path.strip("/"):
         problems.append(f"model.path: '{path}' is neither a directory nor a hub id")
-    return problems
+    from lmforge.model.chain import problems as chain_problems
+
+    return problems + chain_problems(cfg)  # a run directory as model.path (model/chain.py)
 
 
 def run(args) -> int:
@@ -58,6 +60,12 @@ def run(args) -> int:
     build = getattr(stage, "build_args", None) or build_arguments
     try:
         build(cfg, has_eval=cfg.data.eval is not None)
+    except ConfigError as exc:
+        problems += exc.problems
+    from lmforge.training import output_dir
+
+    try:
+        output_dir.check(cfg)  # holds a run: train.resume or train.overwrite must say what to do
     except ConfigError as exc:
         problems += exc.problems
     if problems:

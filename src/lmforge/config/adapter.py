@@ -49,9 +49,12 @@ class AdapterConfig(Section):
                              "nothing")
         if self.type == "adalora" and self.use_dora:
             raise ValueError("use_dora works with lora/qlora, not adalora")
-        if self.type == "adalora" and self.target_r > self.r:
-            raise ValueError(f"AdaLoRA target_r ({self.target_r}) must not exceed r "
-                             f"({self.r}), the initial rank")
+        if self.type == "adalora" and self.target_r >= self.r:
+            # peft's rank allocator then has nothing to prune and fails at the first step
+            fix = f"e.g. target_r: {self.r // 2}, or a larger r" if self.r > 1 else \
+                "r must be at least 2"
+            raise ValueError(f"AdaLoRA prunes ranks from r to target_r, so target_r "
+                             f"({self.target_r}) must be below r ({self.r}): {fix}")
         return self
 
     @property

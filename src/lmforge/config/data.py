@@ -59,7 +59,8 @@ class DataConfig(Section):
         "truncate_prompt", description="over-long examples: drop them; truncate_prompt: cut the "
         "prompt from the left, whole earlier turns first (it keeps at least a quarter of "
         "max_length, a longer response is then cut from the right); truncate_response: cut "
-        "from the right")
+        "from the right. The same in rm/dpo/kto/orpo (a pair is fitted as one example, its "
+        "prompt loses tokens rather than turns); ppo/grpo prompts: truncate_prompt only")
     packing: bool = Field(False, description="pack examples into blocks of max_length; no example "
                           "attends to another")
     train_on: Literal["all_assistant", "last_assistant", "all"] = Field(

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from lmforge.config import crosscheck
 from lmforge.config.report import format_errors
 from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
@@ -133,7 +134,15 @@ def validate(tree: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, RunConfig)) from None
+        lines = format_errors(exc, RunConfig)
+        if not any(e["type"] in crosscheck.TYPES for e in exc.errors()):
+            # a section failed, so RunConfig's cross-section check did not run: run it on the
+            # sections that are valid, so that every problem is reported at once
+            found = crosscheck.raw_problems(tree)
+            if found:
+                extra = crosscheck.as_validation_error("RunConfig", found)
+                lines += [line for line in format_errors(extra, RunConfig) if line not in lines]
+        raise ConfigError(lines) from None
 
 
 def load(config: str | None = None, data: str | None = None, model: str | None = None,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from lmforge.config.base import Section
+from lmforge.config.stages import STAGE_TABLE
 
 
 class PTMethod(Section):
@@ -169,13 +170,6 @@ class GRPOMethod(_RLCommon):
                                              "max_new_tokens out of the loss")
 
 
-METHOD_BLOCKS: dict[str, type[Section]] = {
-    "pt": PTMethod,
-    "sft": SFTMethod,
-    "rm": RMMethod,
-    "dpo": DPOMethod,
-    "kto": KTOMethod,
-    "orpo": ORPOMethod,
-    "ppo": PPOMethod,
-    "grpo": GRPOMethod,
-}
+# one block class per stage, from the stage table (config/stages.py)
+METHOD_BLOCKS: dict[str, type[Section]] = {name: globals()[spec.method]
+                                           for name, spec in STAGE_TABLE.items()}

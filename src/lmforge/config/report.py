@@ -85,7 +85,7 @@ def format_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
             msg = "required key is missing"
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            if kind != "value_error" and "input" in err:
+            if kind not in ("value_error", "cross_section") and "input" in err:
                 msg += f" (got {_got(err['input'])})"
         if msg not in by_path.setdefault(path, []):
             by_path[path].append(msg)

@@ -13,10 +13,13 @@ from lmforge.config.eval import EvalConfig
 from lmforge.config.methods import (DPOMethod, GRPOMethod, KTOMethod, ORPOMethod, PPOMethod,
                                     PTMethod, RMMethod, SFTMethod)
 from lmforge.config.model import ModelConfig
+from lmforge.config.stages import STAGE_NAMES
 from lmforge.config.train import TrainConfig
 
-Stage = Literal["pt", "sft", "rm", "dpo", "kto", "orpo", "ppo", "grpo"]
-METHOD_KEYS = ("pt", "sft", "rm", "dpo", "kto", "orpo", "ppo", "grpo")
+# the stage names and the method block keys (one block per stage, named after it) come from the
+# stage table; the fields below must match it (tests/unit/test_stage_table.py)
+Stage = Literal[STAGE_NAMES]
+METHOD_KEYS = STAGE_NAMES
 
 
 class RunConfig(Section):
@@ -34,6 +37,18 @@ class RunConfig(Section):
     orpo: ORPOMethod | None = Field(None, description="ORPO settings (stage orpo)")
     ppo: PPOMethod | None = Field(None, description="PPO settings (stage ppo)")
     grpo: GRPOMethod | None = Field(None, description="GRPO settings (stage grpo)")
+
+    @model_validator(mode="after")
+    def _stage_honours_every_key(self):
+        # keys the stage does not honour, AdaLoRA's schedule, the RL prompt room: one error each,
+        # all at once (config/crosscheck.py)
+        from lmforge.config import crosscheck
+
+        sections = {name: getattr(self, name) for name in ("adapter", "data", "train", "eval")}
+        found = crosscheck.problems(self.stage, dict(sections, **{self.stage: self.method()}))
+        if found:
+            raise crosscheck.as_validation_error(type(self).__name__, found)
+        return self
 
     @model_validator(mode="after")
     def _method_block_matches_stage(self):
@@ -56,3 +71,13 @@ class RunConfig(Section):
 
         block = getattr(self, self.stage, None)
         return block if block is not None else METHOD_BLOCKS[self.stage]()
+
+    @property
+    def prompt_budget(self) -> int | None:
+        """Prompt tokens of the stages that generate the completion (ppo, grpo):
+        data.max_source_length, else data.max_length minus the method's max_new_tokens (at least
+        8, checked by validation); None for the other stages."""
+        new = getattr(self.method(), "max_new_tokens", None)
+        if new is None:
+            return None
+        return self.data.max_source_length or self.data.max_length - new

@@ -36,6 +36,9 @@ class TrainConfig(Section):
     logging_steps: int = Field(10, ge=1, description="log every N steps")
     resume: str | None = Field(None, description="'auto' (newest complete checkpoint in "
                                "output_dir) or a checkpoint path")
+    overwrite: bool = Field(False, description="start over in an output_dir that already holds "
+                            "a run (checkpoints or a final model): its files are deleted first. "
+                            "Without it (and without train.resume) such a directory is refused")
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"],
                                  description="trackers: tensorboard (offline event files in "
                                  "output_dir/logs), wandb (offline without WANDB_API_KEY), mlflow "

@@ -28,7 +28,7 @@ _CODE = ("encode.py", "render.py", "formats.py", "sources.py", "pipeline.py", "m
 def cache_dir(cfg) -> Path:
     if cfg.data.cache_dir:
         return Path(cfg.data.cache_dir)
-    from lmforge.utils.builtin import cache_root
+    from lmforge.utils.cachedir import cache_root
 
     return cache_root() / "datasets"
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lmforge.config.constants import IGNORE_INDEX as IGNORE
 from lmforge.data.render import render_spans
 from lmforge.data.types import Conversation, Text
-
-IGNORE = -100
 
 
 @dataclass

@@ -22,7 +22,7 @@ import bisect
 import logging
 from dataclasses import dataclass, field
 
-IGNORE = -100
+from lmforge.config.constants import IGNORE_INDEX as IGNORE
 
 log = logging.getLogger(__name__)
 

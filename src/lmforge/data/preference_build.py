@@ -2,8 +2,8 @@
 
 DPO/ORPO/KTO get rendered strings (trl tokenizes prompt and prompt+answer itself and splits them
 at the common prefix, so BPE merges across the seam cannot shift the boundary). The reward model
-gets token ids from ONE tokenization of prompt + answer, truncated from the left of the prompt
-when too long (the end of the text is where the reward is read).
+gets token ids from ONE tokenization of prompt + answer. Over-long examples are fitted to
+data.max_length with data.truncation's SFT meaning (data/preference_fit.py).
 """
 
 from __future__ import annotations
@@ -89,19 +89,13 @@ def unpaired_dataset(rows: list[Unpaired], tokenizer):
 
 def encode_answer(prompt: str, answer: str, tokenizer, max_length: int,
                   truncation: str) -> list[int] | None:
-    """Ids of prompt + answer from one tokenization; over-long texts lose the start of the prompt
-    (or are dropped: data.truncation drop, or when the answer alone is too long)."""
-    enc = tokenizer(prompt + answer, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    if len(ids) <= max_length:
-        return list(ids)
-    if truncation == "drop":
-        return None
-    start = next((i for i, (s, _) in enumerate(offsets) if s >= len(prompt)), len(ids))
-    answer_ids = ids[start:]
-    if len(answer_ids) >= max_length:
-        return None
-    return list(ids[:start][-(max_length - len(answer_ids)):]) + list(answer_ids)
+    """Ids of prompt + answer from one tokenization, fitted to max_length with data.truncation's
+    meaning (data/preference_fit.py), or None when dropped."""
+    from lmforge.data.encode import Settings
+    from lmforge.data.preference_fit import fit
+
+    got = fit(prompt, [answer], tokenizer, Settings(max_length=max_length, truncation=truncation))
+    return None if got is None else got[2][0]
 
 
 def rm_dataset(pairs: list[Pair], tokenizer, max_length: int, truncation: str,
@@ -109,16 +103,19 @@ def rm_dataset(pairs: list[Pair], tokenizer, max_length: int, truncation: str,
     """chosen_ids / rejected_ids (+ margin) for the reward-model trainer."""
     import datasets
 
+    from lmforge.data.encode import Settings
+    from lmforge.data.preference_fit import fit
+
     cols: dict[str, list] = {"chosen_ids": [], "rejected_ids": [], "margin": []}
     dropped = 0
+    settings = Settings(max_length=max_length, truncation=truncation)
     for p in pairs:
-        c = encode_answer(p.prompt, p.chosen, tokenizer, max_length, truncation)
-        r = encode_answer(p.prompt, p.rejected, tokenizer, max_length, truncation)
-        if c is None or r is None:
+        got = fit(p.prompt, [p.chosen, p.rejected], tokenizer, settings)  # the pair as one
+        if got is None:
             dropped += 1
             continue
-        cols["chosen_ids"].append(c)
-        cols["rejected_ids"].append(r)
+        cols["chosen_ids"].append(got[2][0])
+        cols["rejected_ids"].append(got[2][1])
         cols["margin"].append(p.margin if p.margin is not None else (default_margin or 0.0))
     if dropped:
         log.warning("dropped %d pairs longer than data.max_length=%d", dropped, max_length)

@@ -48,6 +48,8 @@ def load_records(cfg: RunConfig, tokenizer, template: str, kind: str):
     statistics per split."""
     from lmforge.data import preference as p
     from lmforge.data.preference_build import pair_stats, unpaired_stats
+    from lmforge.data.preference_fit import added_tokens, fit_records, settings_for
+    from lmforge.errors import DataError
 
     if kind == "pair":
         train, evals = load_examples(cfg, lambda ex: p.render_pair(ex, template, tokenizer),
@@ -55,9 +57,17 @@ def load_records(cfg: RunConfig, tokenizer, template: str, kind: str):
     else:
         train, evals = load_examples(cfg, lambda ex: p.render_unpaired(ex, template, tokenizer),
                                      (p.PreferenceExample, p.KTOExample), "kto or preference")
+    # data.truncation with its SFT meaning; trl adds special tokens of its own (rm: ids as given)
+    settings = settings_for(cfg, 0 if cfg.stage == "rm" else added_tokens(tokenizer))
+    train, fitted = fit_records(train, tokenizer, settings)
+    if not train:
+        raise DataError(f"no training example fits in data.max_length={cfg.data.max_length} "
+                        f"(data.truncation: {cfg.data.truncation})",
+                        hint="raise data.max_length, or use data.truncation: truncate_prompt")
     check = pair_stats if kind == "pair" else unpaired_stats
-    stats = {"train": check(train, tokenizer, cfg.data.max_length)}
+    stats = {"train": dict(check(train, tokenizer, cfg.data.max_length), **fitted)}
     if evals:
-        stats["eval"] = check(evals, tokenizer, cfg.data.max_length)
+        evals, fitted = fit_records(evals, tokenizer, settings)
+        stats["eval"] = dict(check(evals, tokenizer, cfg.data.max_length), **fitted)
     log.info("data: %s", stats)
     return train, evals or None, stats

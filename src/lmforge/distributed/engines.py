@@ -60,16 +60,16 @@ def _fill(config: dict, dotted: str, value) -> None:
 
 def fill_auto(config: dict, cfg, world_size: int | None = None) -> dict:
     """A copy of ``config`` with the "auto" values that ``cfg`` determines filled in."""
-    from lmforge.training.args import precision_flags
+    from lmforge.training.device import decide
 
     t, out = cfg.train, copy.deepcopy(config)
     extra = t.extra
-    flags = precision_flags(cfg)
+    precision = decide(cfg).precision
     values = {
         "train_micro_batch_size_per_gpu": t.batch_size,
         "gradient_accumulation_steps": t.grad_accum,
         "gradient_clipping": t.max_grad_norm,
-        "bf16.enabled": flags["bf16"], "fp16.enabled": flags["fp16"],
+        "bf16.enabled": precision == "bf16", "fp16.enabled": precision == "fp16",
         "optimizer.params.lr": t.learning_rate,
         "optimizer.params.weight_decay": t.weight_decay,
         "optimizer.params.betas": [extra.get("adam_beta1", 0.9), extra.get("adam_beta2", 0.999)],
@@ -114,9 +114,9 @@ def quiet_cpu_ops(cfg) -> None:
     """On the CPU, DeepSpeed JIT-compiles a shared-memory all-reduce op on first use (minutes on a
     small machine, before step 1); gloo does the same collectives, so the op is marked
     unavailable. DeepSpeed keeps that table in one module-level dict meant to be edited."""
-    from lmforge.training.args import has_cuda
+    from lmforge.training.device import on_gpu
 
-    if has_cuda(cfg):
+    if on_gpu(cfg):
         return
     import deepspeed.ops
 
@@ -135,9 +135,9 @@ def forget_previous_run() -> None:
 
 
 def fsdp_config(cfg) -> dict:
-    from lmforge.training.args import has_cuda
+    from lmforge.training.device import on_gpu
 
-    if not has_cuda(cfg):
+    if not on_gpu(cfg):
         # accelerate enables FSDP only on accelerators: on the CPU it would silently train DDP
         raise ConfigError("train.fsdp: FSDP needs CUDA GPUs (on the CPU accelerate ignores it "
                           "and every process would hold the whole model)",

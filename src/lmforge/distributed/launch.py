@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 
 LAUNCHED_ENV = "LMFORGE_LAUNCHED"  # set in the children: never re-launch twice
 
@@ -69,8 +70,10 @@ def command_argv(args, command: str = "train") -> list[str]:
     return argv
 
 
-def torchrun_argv(args, command: str = "train") -> list[str]:
+def torchrun_argv(args, command: str = "train", log_dir: str | None = None) -> list[str]:
     run = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.nproc)]
+    if log_dir:  # else torchrun makes a torchelastic_* directory in $TMPDIR and leaves it there
+        run += ["--log-dir", log_dir]
     if args.nnodes == 1 and not args.master_addr and not args.master_port:
         run.append("--standalone")
     else:
@@ -85,13 +88,14 @@ def relaunch(args, command: str = "train") -> int:
     import logging
 
     check(args)
-    argv = torchrun_argv(args, command)
-    logging.getLogger(__name__).info("launching %d process(es) per node: %s", args.nproc,
-                                     " ".join(argv[1:]))
     env = dict(os.environ, **{LAUNCHED_ENV: "1"})
     # torchrun would set 1 (with a banner); a fair share of the cores is better on the CPU
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
-    try:
-        return subprocess.run(argv, env=env).returncode
-    except KeyboardInterrupt:
-        return 130
+    with tempfile.TemporaryDirectory(prefix="lmforge-torchrun-") as logs:
+        argv = torchrun_argv(args, command, log_dir=logs)
+        logging.getLogger(__name__).info("launching %d process(es) per node: %s", args.nproc,
+                                         " ".join(argv[1:]))
+        try:
+            return subprocess.run(argv, env=env).returncode
+        except KeyboardInterrupt:
+            return 130

@@ -7,6 +7,7 @@ import gc
 import logging
 from pathlib import Path
 
+from lmforge.config.constants import RUN_CONFIG_FILE
 from lmforge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def output_dir(args, path: str) -> Path:
     if args.output_dir:
         return Path(args.output_dir)
     p = Path(path)
-    return p / "eval" if (p / "lmforge_config.yaml").is_file() else Path("eval")
+    return p / "eval" if (p / RUN_CONFIG_FILE).is_file() else Path("eval")
 
 
 def _engine(path: str, args, adapter: str | None = None, template: str | None = None):

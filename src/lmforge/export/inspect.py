@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lmforge.config.constants import RUN_CONFIG_FILE
 from lmforge.errors import ModelError
 
 
@@ -64,7 +65,7 @@ def model_info(path: str, adapter: str | None = None, trust_remote_code: bool = 
     if p.is_dir() and (p / "adapter_config.json").is_file() and not (p / "config.json").is_file():
         return _run_or_adapter_info(p, trust_remote_code)
     info = _base_info(resolve(path), trust_remote_code)
-    if p.is_dir() and (p / "lmforge_config.yaml").is_file():  # a full / freeze run
+    if p.is_dir() and (p / RUN_CONFIG_FILE).is_file():  # a full / freeze run
         from lmforge.export.source import inspect_source
 
         src = inspect_source(p)

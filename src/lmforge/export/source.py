@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmforge.config.adapter import AdapterConfig
+from lmforge.config.constants import RUN_CONFIG_FILE
 from lmforge.config.model import ModelConfig
 from lmforge.errors import ConfigError, ModelError
 
-RUN_CONFIG = "lmforge_config.yaml"
+RUN_CONFIG = RUN_CONFIG_FILE
 
 
 @dataclass

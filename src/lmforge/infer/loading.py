@@ -1,6 +1,8 @@
 """Find and load what a user points at for inference: a model directory, a run directory (its
 saved ``lmforge_config.yaml`` names the base model; the directory holds a LoRA adapter or the full
-fine-tuned model), a ``checkpoint-N`` inside a run, a merged export, or ``builtin:<name>``.
+fine-tuned model), a ``checkpoint-N`` inside a run, a merged export, or ``builtin:<name>``. A run
+chained from an earlier one (model/chain.py) names its own ``<run>/base``, found there also after
+the run directory was moved.
 
 The chat template is the one the model was trained with: a run's config (``model.template``
 resolved against the tokenizer saved in the run, which ``save_final`` wrote with that template),
@@ -16,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmforge.config.constants import RUN_CONFIG_FILE
 from lmforge.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
-RUN_CONFIG = "lmforge_config.yaml"
+RUN_CONFIG = RUN_CONFIG_FILE
 
 
 @dataclass
@@ -39,8 +42,24 @@ def run_config_of(path: str | Path):
     p = Path(path)
     for d in (p, p.parent):
         if (d / RUN_CONFIG).is_file():
-            return validate(read_yaml(d / RUN_CONFIG, "run config"))
+            return _chained_base(validate(read_yaml(d / RUN_CONFIG, "run config")), d)
     return None
+
+
+def _chained_base(run_cfg, run_dir: Path):
+    """A chained run (model/chain.py) keeps its base in ``<run>/base``, and its config names that
+    directory by its absolute path: found in the run itself when the run was moved or copied."""
+    from lmforge.model.chain import BASE_DIR, MARKER
+
+    local = run_dir / BASE_DIR
+    recorded = Path(run_cfg.model.path)
+    if not (local / MARKER).is_file() or recorded == local.resolve():
+        return run_cfg
+    if recorded.name == BASE_DIR and not (recorded / MARKER).is_file():
+        log.info("the run's base %s is gone: using %s", recorded, local)
+        model = run_cfg.model.model_copy(update={"path": str(local)})
+        return run_cfg.model_copy(update={"model": model})
+    return run_cfg
 
 
 def _has_weights(d: Path) -> bool:
@@ -117,6 +136,7 @@ def load(path: str, adapter: str | None = None, template: str | None = None,
          dtype: str | None = None, device: str | None = None) -> Loaded:
     """Load model + tokenizer + chat template from a model dir, run dir, checkpoint or export."""
     from lmforge.model.loader import load_model
+    from lmforge.training.device import for_inference
     from lmforge.utils.builtin import resolve
 
     root = Path(resolve(path))
@@ -140,12 +160,13 @@ def load(path: str, adapter: str | None = None, template: str | None = None,
             base_cfg = _plain_model_cfg(_adapter_base(adapter_dir), dtype)
         parent = adapter_dir.parent if (adapter_dir.parent / RUN_CONFIG).is_file() else None
         tokenizer = _tokenizer(base_cfg, adapter_dir, parent)
-        model = _attach_adapter(load_model(base_cfg, tokenizer), adapter_dir)
+        facts = for_inference(base_cfg, device)  # dtype/attention for where it will run
+        model = _attach_adapter(load_model(base_cfg, tokenizer, facts=facts), adapter_dir)
     elif _has_weights(root):
         mcfg = (_inference_cfg(run_cfg.model, str(root), dtype) if run_cfg is not None
                 else _plain_model_cfg(str(root), dtype))
         tokenizer = _tokenizer(mcfg, root, root.parent if run_cfg else None)
-        model = load_model(mcfg, tokenizer)
+        model = load_model(mcfg, tokenizer, facts=for_inference(mcfg, device))
     else:
         raise ModelError(f"{root} holds no model weights or adapter",
                          "point at a run's output_dir after training, a checkpoint-N inside "
@@ -159,6 +180,6 @@ def load(path: str, adapter: str | None = None, template: str | None = None,
 
 
 def _default_device() -> str:
-    import torch
+    from lmforge.training.device import inference_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return inference_device()

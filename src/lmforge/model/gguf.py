@@ -52,7 +52,7 @@ def cache_key(file: Path) -> str:
 
 def converted_dir(file: Path, cache_dir: str | None = None) -> Path:
     """The converted directory for ``file``, converting it first if needed (once; locked)."""
-    from lmforge.utils.builtin import cache_root
+    from lmforge.utils.cachedir import cache_root
     from lmforge.utils.locks import file_lock
 
     root = Path(cache_dir) if cache_dir else cache_root() / "converted"

@@ -4,7 +4,8 @@ What this adds to ``from_pretrained``: ``builtin:`` names and GGUF files resolve
 safetensors directories (converted once, see ``model/gguf.py``); pickle-only checkpoints and
 models that ship their own code are refused with a message naming the model unless the config
 allows them; ``rope_scaling`` is written into the config's ``rope_parameters`` (transformers 5
-renamed it) before the model is built; flash-attention is checked up front; QLoRA runs get a
+renamed it) before the model is built; dtype, attention kernel (flash-attention checked up front)
+and the quantized device map come from the device facts (training/device.py); QLoRA runs get a
 bitsandbytes ``quantization_config`` (pass ``adapter=cfg.adapter``); new special tokens resize
 the embeddings.
 """
@@ -33,16 +34,6 @@ def model_dir(cfg: ModelConfig) -> str:
     return path
 
 
-def torch_dtype(name: str):
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return getattr(torch, name)
-
-
 def check_weights_are_safe(path: str, allow_pickle: bool) -> None:
     """Refuse pickle-only checkpoints unless model.allow_pickle is set (pickle runs code)."""
     p = Path(path)
@@ -54,6 +45,17 @@ def check_weights_are_safe(path: str, allow_pickle: bool) -> None:
         raise ModelError(f"{p} has only pickle weights (.bin/.pt); loading them can run arbitrary "
                          "code", "convert them to safetensors, or set model.allow_pickle: true if "
                          "you trust the source")
+
+
+def check_not_adapter(path: str) -> None:
+    """Refuse a peft adapter where a model is loaded: transformers would load its base with the
+    adapter unmerged, and the next save fails inside peft. (As ``model.path`` of a run, an
+    earlier run's adapter is merged into its base before anything loads: model/chain.py.)"""
+    if (Path(path) / "adapter_config.json").is_file():
+        raise ModelError(f"'{path}' holds a peft adapter, not a model",
+                         "as model.path of `lmforge train` it continues from that run "
+                         "(docs/chaining.md); elsewhere, export it merged first: lmforge export "
+                         "RUN --merge --out DIR")
 
 
 def _remote_code_error(name: str, modules: list[str]) -> ModelError:
@@ -94,28 +96,6 @@ def check_remote_code(path: str, cfg: ModelConfig) -> None:
             raise _remote_code_error(cfg.path, mods)
 
 
-def attention_kwargs(cfg: ModelConfig) -> dict:
-    choice = cfg.attn_implementation
-    if choice == "auto":  # flash-attention 2 on a GPU when installed (training/fastloss.py)
-        from lmforge.training.fastloss import auto_attention
-
-        choice = auto_attention(cfg)
-        return {"attn_implementation": choice} if choice else {}
-    if choice == "flash_attention_2":
-        import importlib.util
-
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ModelError("model.attn_implementation: flash_attention_2 needs a CUDA GPU and "
-                             "none is available", "use attn_implementation: sdpa (or auto)")
-        if importlib.util.find_spec("flash_attn") is None:
-            raise ModelError("model.attn_implementation: flash_attention_2 needs the package "
-                             "'flash-attn', which is not installed",
-                             "pip install flash-attn --no-build-isolation, or use sdpa")
-    return {"attn_implementation": choice}
-
-
 def rope_config(path: str, cfg: ModelConfig):
     """The model config with ``rope_scaling`` applied, or None when the config asks for none."""
     if cfg.rope_scaling is None:
@@ -136,18 +116,6 @@ def rope_config(path: str, cfg: ModelConfig):
     text.rope_parameters = new
     log.info("RoPE scaling: %s x%.3g", new["rope_type"], new["factor"])
     return config
-
-
-def quant_device_map():
-    """bitsandbytes quantizes while loading, on the device the weights land on: this process's
-    GPU (LOCAL_RANK under torchrun/accelerate), or the CPU when there is none."""
-    import os
-
-    import torch
-
-    if torch.cuda.is_available():
-        return {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    return None
 
 
 def load_tokenizer(cfg: ModelConfig):
@@ -178,21 +146,26 @@ def _load_error(what: str, cfg: ModelConfig, exc: Exception) -> ModelError:
     return ModelError(f"cannot load {what} from '{cfg.path}': {first}")
 
 
-def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, **extra):
-    """Load the causal LM in the configured dtype and attention kernel. With ``adapter`` (the
-    run's AdapterConfig) a QLoRA run gets its base quantized by bitsandbytes. ``auto_class``
-    loads another head (AutoModelForSequenceClassification for reward models)."""
+def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, *,
+               facts=None, **extra):
+    """Load the causal LM in the dtype and attention kernel of ``facts`` (training/device.py:
+    a training run passes ``decide(run_cfg)``, which honours train.use_cpu; by default
+    ``for_inference(cfg)``, the GPU when there is one). With ``adapter`` (the run's
+    AdapterConfig) a QLoRA run gets its base quantized by bitsandbytes. ``auto_class`` loads
+    another head (AutoModelForSequenceClassification for reward models)."""
     from transformers import AutoModelForCausalLM
+
+    from lmforge.training.device import for_inference
 
     auto_class = auto_class or AutoModelForCausalLM
 
     path = model_dir(cfg)
+    check_not_adapter(path)
     check_weights_are_safe(path, cfg.allow_pickle)
     check_remote_code(path, cfg)
-    dtype = torch_dtype(cfg.dtype)
-    kwargs = dict(dtype=dtype, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision,
-                  use_safetensors=None if cfg.allow_pickle else True)
-    kwargs.update(attention_kwargs(cfg))
+    facts = facts or for_inference(cfg)
+    kwargs = dict(trust_remote_code=cfg.trust_remote_code, revision=cfg.revision,
+                  use_safetensors=None if cfg.allow_pickle else True, **facts.model_kwargs())
     config = rope_config(path, cfg)
     if config is not None:
         kwargs["config"] = config
@@ -200,8 +173,8 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
         from lmforge.model.quant import bnb_config
 
         kwargs["quantization_config"] = bnb_config(adapter.bits, adapter.quant_type,
-                                                   adapter.double_quant, dtype)
-        kwargs["device_map"] = quant_device_map()
+                                                   adapter.double_quant, facts.torch_dtype())
+        kwargs["device_map"] = facts.quant_device_map()
     kwargs.update(extra)
     try:
         model = auto_class.from_pretrained(path, **kwargs)
@@ -213,11 +186,12 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
         model._lmforge_resized = True
         log.info("resized the embeddings from %d to %d tokens", old, len(tokenizer))
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     # remembered so that attach() can reload the base quantized if a caller forgot adapter=
     model._lmforge_source = (cfg, len(tokenizer) if tokenizer is not None else None,
-                             auto_class, extra)
+                             auto_class, dict(extra, facts=facts))
     return model
 
 

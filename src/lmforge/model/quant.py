@@ -37,13 +37,12 @@ def quantized_bits(model) -> int | None:
 
 
 def prepare_kbit(model):
-    """peft's k-bit preparation (freeze the base, norms in fp32, input grads for checkpointing),
-    keeping gradient checkpointing as model.gradient_checkpointing configured it."""
+    """peft's k-bit preparation (freeze the base, norms in fp32), keeping activation checkpointing
+    as model.gradient_checkpointing configured it at load time (non-reentrant, so the inputs need
+    no grad hook). peft's own checkpointing switch is left off: it calls the
+    ``gradient_checkpointing_enable`` alias that transformers 6 removes."""
     from peft import prepare_model_for_kbit_training
 
     # bitsandbytes warns on every 8-bit matmul that it casts fp32 inputs to fp16
     warnings.filterwarnings("ignore", message=".*MatMul8bitLt: inputs will be cast.*")
-    checkpointing = bool(getattr(model, "is_gradient_checkpointing", False))
-    return prepare_model_for_kbit_training(
-        model, use_gradient_checkpointing=checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

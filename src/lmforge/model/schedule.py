@@ -18,6 +18,15 @@ from lmforge.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+class _Schedule:
+    """The schedule keys of peft's AdaLoraConfig under lmforge's names."""
+
+    type = "adalora"
+
+    def __init__(self, tinit: int, tfinal: int):
+        self.tinit, self.tfinal = tinit, tfinal
+
+
 class AdaLoraSchedule(TrainerCallback):
     def __init__(self, tuner, fixed_total: int | None = None):
         self.tuner = tuner  # the AdaLoraModel inside the PeftModel
@@ -29,9 +38,16 @@ class AdaLoraSchedule(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         cfg = self._config()
         total = self.fixed_total or state.max_steps
-        if cfg.tinit >= total - cfg.tfinal:
-            raise ConfigError(f"adapter: AdaLoRA needs tinit < total steps - tfinal (tinit="
-                              f"{cfg.tinit}, tfinal={cfg.tfinal}, total steps={total})")
+        # the run length is known only now when the config gives epochs: the same check as
+        # validation makes with train.max_steps (config/crosscheck.py), before any step
+        from lmforge.config.crosscheck import adalora_problems
+
+        key, source = ("adapter.total_step", None) if self.fixed_total else (
+            "train.max_steps (or adapter.total_step)",
+            f"train.epochs: {state.num_train_epochs:g} ({total} optimizer steps)")
+        found = adalora_problems(_Schedule(cfg.tinit, cfg.tfinal), total, key, source)
+        if found:
+            raise ConfigError([f"{'.'.join(loc)}: {message}" for loc, message, _ in found])
         self.tuner.rankallocator.set_total_step(total)
         cfg.total_step = total
         log.info("AdaLoRA: ranks %d -> %d over %d steps (tinit %d, tfinal %d, every %d)",

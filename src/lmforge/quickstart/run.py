@@ -50,7 +50,8 @@ def run_config(s: QuickstartSettings, train_file: Path, eval_file: Path) -> dict
         "train": {"output_dir": str(s.output / "run"), "max_steps": s.max_steps,
                   "batch_size": s.batch_size, "learning_rate": s.learning_rate,
                   "warmup_ratio": 0.1, "lr_scheduler": "cosine", "save_steps": s.max_steps,
-                  "logging_steps": 5, "seed": s.seed},
+                  "logging_steps": 5, "seed": s.seed,
+                  "overwrite": True},  # a demo: each invocation starts its run over
         "eval": {"metrics": ["f1", "accuracy"], "answer_pattern": ANSWER_PATTERN,
                  "generation": {"max_new_tokens": MAX_NEW_TOKENS}},
     }

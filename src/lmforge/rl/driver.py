@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmforge.rl import parallel
 from lmforge.rl.state import PromptSampler, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -77,50 +78,69 @@ class Tracker:
 
 def evaluate(ppo, evals: PromptSet, limit: int | None, batch_size: int) -> dict:
     """Mean reward (and the other sample statistics) on up to ``limit`` held-out prompts, in
-    batches of ``batch_size``; averages weighted by batch size."""
+    batches of ``batch_size`` shared out among the processes; every mean is over all the
+    prompts (or tokens) evaluated, whatever the batch sizes."""
     n = min(len(evals.ids), limit or len(evals.ids))
-    parts = []
-    for i in range(0, n, batch_size):
-        idx = list(range(i, min(n, i + batch_size)))
-        parts.append((len(idx), ppo.evaluate(*evals.take(idx))))
-    keys = {k for _, stats in parts for k in stats}
-    return {k: sum(c * s[k] for c, s in parts if k in s) / sum(c for c, s in parts if k in s)
-            for k in keys}
+    parts, rewards = [], []
+    starts = range(0, n, batch_size)
+    for i in starts[parallel.rank()::parallel.world_size()]:
+        batch = ppo.evaluate(*evals.take(list(range(i, min(n, i + batch_size)))))
+        parts, rewards = parts + batch[0], rewards + batch[1]
+    return parallel.summarize(parts, rewards, prefix="eval_")
 
 
 def run_loop(ppo, train: PromptSet, evals: PromptSet | None, cfg, out: Path, total: int,
-             resume_from: str | None, eval_limit: int | None = None) -> tuple[list, float]:
-    """Train for ``total`` iterations; returns (history, seconds spent training)."""
+             resume_from: str | None, eval_limit: int | None = None,
+             events=None) -> tuple[list, float]:
+    """Train for ``total`` iterations; returns (history, seconds spent training). ``events``
+    (rl/events.py) drives the run's TrainerCallbacks."""
+    from lmforge.rl.events import LoopEvents
+
     t = cfg.train
-    sampler = PromptSampler(len(train.ids), t.batch_size, t.seed)
+    world, rank = parallel.world_size(), parallel.rank()
+    # each iteration takes batch_size prompts per process: this process's are its slice
+    sampler = PromptSampler(len(train.ids), t.batch_size * world, t.seed)
     history, start = [], 0
     if resume_from:
         state = load_checkpoint(Path(resume_from), ppo.policy, ppo.value_head,
                                 ppo.critic_backbone, ppo.optimizer, ppo.scheduler, ppo.generator)
         start, history = state["global_step"], state["history"]
-        sampler = PromptSampler(len(train.ids), t.batch_size, t.seed, **state["sampler"])
+        sampler = PromptSampler(len(train.ids), t.batch_size * world, t.seed, **state["sampler"])
         ppo.kl_ctl.value = state["kl_coef"]
         log.info("resumed from %s at step %d", resume_from, start)
     report = [r for r in t.report_to if r != "none"]
     if set(report) - {"tensorboard"}:
         log.warning("stage ppo logs to TensorBoard only (train.report_to: %s)", report)
-    tracker = Tracker(out, "tensorboard" in report, history)
+    tracker = Tracker(out, "tensorboard" in report and parallel.is_main(), history)
     eval_every = t.eval_steps or t.save_steps
+    events = events or LoopEvents((), None)
+    events.begin(ppo, total, start, tracker.history)
     began = time.perf_counter()
     try:
         for step in range(start + 1, total + 1):
-            stats = ppo.step(*train.take(sampler.next()))
-            if evals is not None and (step % eval_every == 0 or step == total):
+            events.step_begin()
+            idx = sampler.next()[rank * t.batch_size:(rank + 1) * t.batch_size]
+            stats = ppo.step(*train.take(idx))
+            evaluated = evals is not None and (step % eval_every == 0 or step == total)
+            if evaluated:
                 stats.update(evaluate(ppo, evals, eval_limit, t.eval_batch_size or t.batch_size))
             tracker.log(step, stats)
+            events.step_end(step, stats, evaluated)
             if step % t.logging_steps == 0 or step in (1, total):
                 log.info("step %d/%d  reward %.4f  kl %.4f  loss %.4f", step, total,
                          stats["reward_mean"], stats["kl"], stats["loss"])
-            if step % t.save_steps == 0 or step == total:
+            asked, stop = events.should_save(), events.should_stop()
+            if step % t.save_steps == 0 or step == total or asked:
                 save_checkpoint(out, step, ppo.policy, ppo.value_head, ppo.critic_backbone,
                                 ppo.optimizer, ppo.scheduler, ppo.generator,
                                 {"history": tracker.history, "sampler": sampler.state(),
-                                 "kl_coef": ppo.kl_ctl.value}, t.save_total_limit, ppo.tokenizer)
+                                 "kl_coef": ppo.kl_ctl.value, "world_size": world},
+                                t.save_total_limit, ppo.tokenizer)
+                events.saved()
+            if stop:
+                log.info("stopped by a callback after step %d", step)
+                break
+        events.end()
     finally:
         tracker.close()
     return tracker.history, time.perf_counter() - began

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from lmforge.rl import functional as F
+from lmforge.rl import parallel
 from lmforge.rl.rollout import Batch, forward, generation_config, sample
 
 
@@ -52,7 +53,9 @@ class PPO:
         return forward(self.policy, batch, self.m.temperature, self.value_head,
                        self.critic_backbone, with_entropy)
 
-    def _scores(self, batch: Batch, prompts: list[str], columns: dict) -> tuple[torch.Tensor, dict]:
+    def _scores(self, batch: Batch, prompts: list[str], columns: dict
+                ) -> tuple[torch.Tensor, list[tuple[float, dict]], list[float]]:
+        """(shaped scores, statistics as (weight, values) parts, raw total rewards)."""
         lengths = batch.mask.sum(-1).tolist()
         completion_ids = [batch.response[i, :n].tolist() for i, n in enumerate(lengths)]
         completions = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
@@ -67,18 +70,18 @@ class PPO:
             scores = scores.clamp(-self.m.reward_clip, self.m.reward_clip)
         if self.m.whiten_rewards and len(scores) > 1:
             scores = (scores - scores.mean()) / (scores.std() + 1e-8)
-        stats = {"reward_mean": raw.mean().item(), "reward_std": raw.std().item()
-                 if len(raw) > 1 else 0.0, "completions/mean_length": float(sum(lengths)) /
-                 len(lengths), "completions/ended": ended.float().mean().item(), **means}
-        return scores, stats
+        per_sequence = {"completions/mean_length": float(sum(lengths)) / len(lengths),
+                        "completions/ended": ended.float().mean().item(), **means}
+        return scores, [(len(lengths), per_sequence)], [float(t) for t in totals]
 
     @torch.no_grad()
     def rollout(self, prompt_ids: list[list[int]], prompts: list[str],
-                columns: dict[str, list]) -> tuple[Rollout, dict]:
+                columns: dict[str, list]) -> tuple[Rollout, list[tuple[float, dict]], list]:
+        """The rollout, its statistics as (weight, values) parts and the raw rewards."""
         self.policy.eval()
         batch = sample(self.policy, prompt_ids, self.gen_config, self.tokenizer.pad_token_id,
                        self.eos_ids, self.device)
-        scores, stats = self._scores(batch, prompts, columns)
+        scores, parts, raw = self._scores(batch, prompts, columns)
         logprobs, values, entropy = self._forward(batch, with_entropy=True)
         model, ctx = self._reference()
         with ctx:
@@ -88,12 +91,12 @@ class PPO:
         advantages, returns = F.gae(rewards, values, batch.mask, self.m.gamma, self.m.lam)
         if self.m.whiten_advantages:
             advantages = F.whiten(advantages, batch.mask)
-        kl_per_seq = kl.sum(-1).mean().item()
-        stats.update({"kl": kl_per_seq, "kl_coef": self.kl_ctl.value,
-                      "entropy": F.masked_mean(entropy, batch.mask).item(),
-                      "value/mean": F.masked_mean(values, batch.mask).item()})
-        self.kl_ctl.update(kl_per_seq, len(prompt_ids))
-        return Rollout(batch, logprobs, values, advantages, returns), stats
+        parts = [(len(prompt_ids), {**parts[0][1], "kl": kl.sum(-1).mean().item()}),
+                 (batch.mask.sum().item(), {"entropy": F.masked_mean(entropy, batch.mask).item(),
+                                            "value/mean": F.masked_mean(values,
+                                                                        batch.mask).item()}),
+                 (1, {"kl_coef": self.kl_ctl.value})]
+        return Rollout(batch, logprobs, values, advantages, returns), parts, raw
 
     # --- optimisation ------------------------------------------------------------------------
     def _minibatches(self, n: int):
@@ -119,6 +122,7 @@ class PPO:
                 loss = pg + self.m.vf_coef * vf
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                parallel.average_gradients(self._parameters())  # several processes: one step
                 if self.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(self._parameters(), self.max_grad_norm)
                 self.optimizer.step()
@@ -134,16 +138,20 @@ class PPO:
 
     def step(self, prompt_ids: list[list[int]], prompts: list[str],
              columns: dict[str, list]) -> dict:
-        ro, stats = self.rollout(prompt_ids, prompts, columns)
-        stats.update(self.update(ro))
+        """One iteration on this process's prompts; statistics over every process's."""
+        ro, parts, raw = self.rollout(prompt_ids, prompts, columns)
+        stats = parallel.summarize([*parts, (1, self.update(ro))], raw)
+        # the controller moves with the KL of the whole iteration, identically on every process
+        self.kl_ctl.update(stats["kl"], len(prompt_ids) * parallel.world_size())
         return stats
 
     @torch.no_grad()
     def evaluate(self, prompt_ids: list[list[int]], prompts: list[str],
-                 columns: dict[str, list]) -> dict:
-        """Mean reward of fresh samples on held-out prompts (no update)."""
+                 columns: dict[str, list]) -> tuple[list[tuple[float, dict]], list[float]]:
+        """Fresh samples on held-out prompts (no update): statistics as (weight, values) parts
+        and the raw rewards, for lmforge.rl.parallel.summarize."""
         self.policy.eval()
         batch = sample(self.policy, prompt_ids, self.gen_config, self.tokenizer.pad_token_id,
                        self.eos_ids, self.device)
-        _, stats = self._scores(batch, prompts, columns)
-        return {f"eval_{k}": v for k, v in stats.items()}
+        _, parts, raw = self._scores(batch, prompts, columns)
+        return parts, raw

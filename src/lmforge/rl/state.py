@@ -3,21 +3,26 @@ weights + optimizer + scheduler + RNG + history, and loading them back.
 
 A checkpoint is ``checkpoint-<step>/`` holding the policy as ``save_pretrained`` writes it (a full
 model or an adapter: export and inference accept it), ``critic/`` (value head, and the separate
-critic's backbone), ``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth`` and ``ppo_state.json``.
-It is written to a temporary name and renamed, so a crash never leaves a half checkpoint.
+critic's backbone), ``optimizer.pt``, ``scheduler.pt``, the RNG state (``rng_state.pth``, or
+``rng_state_<rank>.pth`` per process), ``ppo_state.json`` and the manifest. It is staged under
+another name and renamed when complete (lmforge.training.checkpoints), so a crash never leaves a
+half checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
-import shutil
+import time
 from pathlib import Path
 
 import torch
 
 STATE = "ppo_state.json"
+
+log = logging.getLogger(__name__)
 
 
 class PromptSampler:
@@ -80,46 +85,74 @@ def load_module_weights(model, folder: Path) -> None:
                            f"{sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
 
 
-def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbone, optimizer,
-                    scheduler, generator, state: dict, limit: int | None = None,
-                    tokenizer=None) -> Path:
-    from safetensors.torch import save_file
+def _rng_file(rank: int, world: int) -> str:
+    return f"rng_state_{rank}.pth" if world > 1 else "rng_state.pth"  # as the Trainer names them
 
-    final = out_dir / f"checkpoint-{step}"
-    tmp = out_dir / f".checkpoint-{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_module(policy, tmp)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(tmp))
-    (tmp / "critic").mkdir()
-    save_file({k: v.contiguous() for k, v in value_head.state_dict().items()},
-              str(tmp / "critic" / "value_head.safetensors"))
-    if critic_backbone is not None:
-        save_module(critic_backbone, tmp / "critic")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+
+def _rng_state(generator) -> dict:
     rng = {"torch": torch.get_rng_state(), "python": random.getstate(),
            "minibatch": generator.get_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, tmp / "rng_state.pth")
-    (tmp / STATE).write_text(json.dumps(dict(state, global_step=step), indent=1))
-    from lmforge.training.checkpoints import write_manifest
+    return rng
 
-    write_manifest(tmp, step)  # train.resume: auto takes only checkpoints whose manifest verifies
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    if limit:
-        _rotate(out_dir, limit)
+
+def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbone, optimizer,
+                    scheduler, generator, state: dict, limit: int | None = None,
+                    tokenizer=None) -> Path:
+    """Written the way the Trainer stages write theirs (lmforge.training.checkpoints): staged in
+    ``.partial-checkpoint-<step>``, the manifest last, then published by a rename and the oldest
+    complete ones beyond ``limit`` rotated away. Every process calls it: each writes its RNG
+    state, the main process everything else; barriers keep them in step."""
+    from safetensors.torch import save_file
+
+    from lmforge.rl import parallel
+    from lmforge.training import checkpoints as C
+
+    main, world = parallel.is_main(), parallel.world_size()
+    final = out_dir / f"checkpoint-{step}"
+    staging = out_dir / f"{C.STAGING}{final.name}"
+    if main:
+        C.remove_stale_staging(out_dir)  # left by a crash mid-save: never complete
+        staging.mkdir(parents=True)
+    parallel.barrier()
+    torch.save(_rng_state(generator), staging / _rng_file(parallel.rank(), world))
+    if main:
+        save_module(policy, staging)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(staging))
+        (staging / "critic").mkdir()
+        save_file({k: v.contiguous() for k, v in value_head.state_dict().items()},
+                  str(staging / "critic" / "value_head.safetensors"))
+        if critic_backbone is not None:
+            save_module(critic_backbone, staging / "critic")
+        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+        (staging / STATE).write_text(json.dumps(dict(state, global_step=step), indent=1))
+    parallel.barrier()  # every process wrote its RNG state
+    if main:
+        time.sleep(float(os.environ.get(C.SLOW_SAVE_ENV) or 0))  # test hook: kill mid-save
+        C.write_manifest(staging, step)  # train.resume: auto takes only verified checkpoints
+        C.publish(staging, final)
+        C.rotate(out_dir, limit)
+    parallel.barrier()  # nobody goes on (or resumes) before the checkpoint is complete
     return final
 
 
-def _rotate(out_dir: Path, limit: int) -> None:
-    found = sorted((int(p.name.split("-")[1]), p) for p in out_dir.glob("checkpoint-*")
-                   if p.name.split("-")[1].isdigit())
-    for _, path in found[:-limit]:
-        shutil.rmtree(path, ignore_errors=True)
+def _rng_path(folder: Path) -> Path:
+    """This process's RNG state; a run resumed on another number of processes cannot sample
+    exactly as before: it takes the nearest state there is and says so."""
+    from lmforge.rl import parallel
+
+    rank, world = parallel.rank(), parallel.world_size()
+    path = folder / _rng_file(rank, world)
+    if path.is_file():
+        return path
+    found = sorted(folder.glob("rng_state*.pth"))
+    log.warning("%s has no %s (saved by another number of processes): the sampling after the "
+                "resume will differ from an uninterrupted run", folder, path.name)
+    return next((p for p in found if p.name in ("rng_state.pth", f"rng_state_{rank}.pth")),
+                found[0])
 
 
 def load_checkpoint(folder: Path, policy, value_head, critic_backbone, optimizer, scheduler,
@@ -138,7 +171,7 @@ def load_checkpoint(folder: Path, policy, value_head, critic_backbone, optimizer
         load_module_weights(critic_backbone, folder / "critic")
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    rng = torch.load(folder / "rng_state.pth", weights_only=True)
+    rng = torch.load(_rng_path(folder), weights_only=True)
     torch.set_rng_state(rng["torch"])
     generator.set_state(rng["minibatch"])
     random.setstate(rng["python"])

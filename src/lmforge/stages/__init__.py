@@ -5,26 +5,30 @@ from __future__ import annotations
 import importlib
 
 from lmforge.config.run import RunConfig
+from lmforge.config.stages import STAGE_TABLE
 from lmforge.errors import ConfigError
 
-STAGES: dict[str, str] = {
-    "pt": "lmforge.stages.pt",
-    "sft": "lmforge.stages.sft",
-    "rm": "lmforge.stages.rm",
-    "dpo": "lmforge.stages.dpo",
-    "kto": "lmforge.stages.kto",
-    "orpo": "lmforge.stages.orpo",
-    "ppo": "lmforge.stages.ppo",
-    "grpo": "lmforge.stages.grpo",
-}
+# stage name -> recipe module, from the stage table (config/stages.py)
+STAGES: dict[str, str] = {name: spec.recipe for name, spec in STAGE_TABLE.items()}
 
 
-def run(cfg: RunConfig):
+def run(cfg: RunConfig, *, callbacks=()):
+    """Run ``cfg.stage``. ``callbacks`` (transformers ``TrainerCallback`` objects: plugins, sweep
+    pruning, tests that interrupt a run) are added to the stage's trainer; stage ppo, which has
+    its own loop, fires the events that loop has and refuses callbacks needing others."""
     module = STAGES.get(cfg.stage)
     if module is None:
         raise ConfigError(f"stage: '{cfg.stage}' is not implemented yet (available: "
                           f"{', '.join(sorted(STAGES))})")
+    from lmforge.distributed.ranks import single_process_rendezvous
+    from lmforge.model.chain import resolve
+    from lmforge.training import output_dir
     from lmforge.training.resource_faults import resource_errors
 
-    with resource_errors(cfg):  # out of memory / disk full: an error with advice, no traceback
-        return importlib.import_module(module).run(cfg)
+    output_dir.prepare(cfg)  # a directory holding a run: resume, overwrite, or refuse
+
+    # out of memory / disk full: an error with advice, no traceback; DeepSpeed without a
+    # launcher: a 1-process launcher environment (distributed/ranks.py)
+    with resource_errors(cfg), single_process_rendezvous(bool(cfg.train.deepspeed)):
+        cfg = resolve(cfg)  # model.path = an earlier run: continue from its model (chain.py)
+        return importlib.import_module(module).run(cfg, callbacks=tuple(callbacks))

@@ -26,7 +26,7 @@ def build_args(cfg: RunConfig, has_eval: bool):
         max_length=cfg.data.max_length, precompute_ref_log_probs=m.precompute_ref_log_probs))
 
 
-def build(cfg: RunConfig):
+def build(cfg: RunConfig, callbacks=()):
     """(trainer, output dir, tokenizer, template, extra metrics): everything but training."""
     from trl import DPOTrainer
 
@@ -35,6 +35,7 @@ def build(cfg: RunConfig):
     from lmforge.training import preference_common as pc
     from lmforge.data.preference_data import load_records
     from lmforge.training.trainer import build_trainer
+    from lmforge.training.exact_metrics import exact  # pair-exact accuracy
 
     out, tokenizer, template = pc.prepare(cfg)
     train, evals, stats = load_records(cfg, tokenizer, template, "pair")
@@ -45,15 +46,15 @@ def build(cfg: RunConfig):
     counts = common.log_parameters(policy)
     trainer = build_trainer(cfg, policy, args, pairs_dataset(train, tokenizer),
                             pairs_dataset(evals, tokenizer) if evals else None, None, tokenizer,
-                            cls=DPOTrainer, ref_model=reference)
+                            callbacks=callbacks, cls=exact(DPOTrainer), ref_model=reference)
     pc.use_disabled_adapter_as_reference(trainer, cfg)
     return trainer, out, tokenizer, template, dict(counts, train_examples=len(train),
                                                    **pc.flat_stats(stats))
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.training import preference_common as pc
 
-    trainer, out, tokenizer, template, extra = build(cfg)
+    trainer, out, tokenizer, template, extra = build(cfg, callbacks)
     return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
                     summarize="rewards/margins")

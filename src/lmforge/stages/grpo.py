@@ -5,7 +5,9 @@ a row reaches the reward functions as a keyword argument (trl's convention:
 ``f(prompts, completions, completion_ids, **columns) -> list[float]``). Rewards come from
 ``grpo.reward_functions`` (built-ins from lmforge.rewards or ``module:function``) and/or a reward
 model, weighted. ``train.batch_size`` counts completions: ``batch_size / num_generations`` prompts
-per step. Generation runs in transformers (no vLLM), so it works on the CPU.
+per step. Generation runs in transformers (no vLLM), so it works on the CPU. The trainer is built by
+``training.trainer.build_trainer`` like every Trainer stage: manifested checkpoints, resume, the
+NaN/Inf guard, signal stop, and the trained completion tokens counted (``train_tokens``).
 """
 
 from __future__ import annotations
@@ -49,17 +51,15 @@ def build_args(cfg: RunConfig, has_eval: bool, weights: list[float] | None = Non
         log_completions=False))
 
 
-def prompt_stats(cfg: RunConfig, examples: list, texts: list[str], tokenizer) -> dict:
-    """Pre-flight statistics of the rendered prompts; long ones are reported (trl does not cut
-    prompts: data.max_source_length, default max_length - max_new_tokens, is the budget)."""
+def prompt_stats(cfg: RunConfig, examples: list, texts: list[str], tokenizer):
+    """(texts, pre-flight statistics): trl does not cut prompts, so those over the budget
+    (``cfg.prompt_budget``) lose their beginning here, as in stage ppo (data.truncation)."""
+    from lmforge.data.preference_fit import cut_prompts
     from lmforge.rl.driver import prompt_stats as stats_of
 
-    budget = cfg.data.max_source_length or cfg.data.max_length - cfg.method().max_new_tokens
+    texts, cut = cut_prompts(texts, tokenizer, cfg.prompt_budget)
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    long = sum(len(x) > budget for x in ids)
-    if long:
-        log.warning("%d prompts are longer than %d tokens (data.max_source_length)", long, budget)
-    return dict(stats_of(examples, ids, 0), prompts_over_budget=long)
+    return texts, stats_of(examples, ids, cut)
 
 
 def prompt_dataset(examples: list, texts: list[str], tokenizer):
@@ -79,16 +79,29 @@ def prompt_dataset(examples: list, texts: list[str], tokenizer):
                           f"({exc}); give each column one type") from None
 
 
-def run(cfg: RunConfig) -> RunResult:
+def prompt_datasets(cfg: RunConfig, splits: dict, tokenizer, template: str):
+    """({split: prompt dataset}, {split: pre-flight statistics}) for the splits with examples."""
+    from lmforge.data.prompts import prompt_text
+
+    datasets, stats = {}, {}
+    for split, examples in splits.items():
+        if examples:
+            texts = [prompt_text(e.messages, template, tokenizer) for e in examples]
+            texts, stats[split] = prompt_stats(cfg, examples, texts, tokenizer)
+            datasets[split] = prompt_dataset(examples, texts, tokenizer)
+    log.info("prompts: %s", stats)
+    return datasets, stats
+
+
+def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from trl import GRPOTrainer
 
-    from lmforge.data.prompts import PromptExample, prompt_text
-    from lmforge.model.adapters import callbacks as adapter_callbacks
+    from lmforge.data.preference_data import load_examples
+    from lmforge.data.prompts import PromptExample
     from lmforge.rewards.combine import configured_rewards, reward_weights
     from lmforge.training import common
     from lmforge.training import preference_common as pc
-    from lmforge.data.preference_data import load_examples
-    from lmforge.training.trainer import extra_callbacks, replace_progress
+    from lmforge.training.trainer import build_trainer
 
     out, tokenizer, template = pc.prepare(cfg)
     m = cfg.method()
@@ -99,18 +112,11 @@ def run(cfg: RunConfig) -> RunResult:
     policy.generation_config.eos_token_id = common.end_of_turn_ids(tokenizer, template)
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
     counts = common.log_parameters(policy)
-    datasets, stats = {}, {}
-    for split, examples in (("train", train), ("eval", evals)):
-        if examples:
-            texts = [prompt_text(e.messages, template, tokenizer) for e in examples]
-            stats[split] = prompt_stats(cfg, examples, texts, tokenizer)
-            datasets[split] = prompt_dataset(examples, texts, tokenizer)
-    log.info("prompts: %s", stats)
-    trainer = GRPOTrainer(model=policy, reward_funcs=[r.function for r in rewards], args=args,
-                          train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
-                          processing_class=tokenizer,
-                          callbacks=adapter_callbacks(policy, cfg.adapter) + extra_callbacks)
-    replace_progress(trainer)
+    datasets, stats = prompt_datasets(cfg, {"train": train, "eval": evals}, tokenizer, template)
+    # no collator: GRPOTrainer batches raw prompt rows and generates the completions itself
+    trainer = build_trainer(cfg, policy, args, datasets["train"], datasets.get("eval"), None,
+                            tokenizer, callbacks=callbacks, cls=GRPOTrainer,
+                            reward_funcs=[r.function for r in rewards])
     pc.use_disabled_adapter_as_reference(trainer, cfg)
     extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
     return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES, summarize="reward")

@@ -25,7 +25,7 @@ def build_args(cfg: RunConfig, has_eval: bool):
         max_length=cfg.data.max_length, precompute_ref_log_probs=m.precompute_ref_log_probs))
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from trl import KTOTrainer
 
     from lmforge.data.preference_build import unpaired_dataset
@@ -43,7 +43,7 @@ def run(cfg: RunConfig) -> RunResult:
     counts = common.log_parameters(policy)
     trainer = build_trainer(cfg, policy, args, unpaired_dataset(train, tokenizer),
                             unpaired_dataset(evals, tokenizer) if evals else None, None,
-                            tokenizer, cls=KTOTrainer, ref_model=reference)
+                            tokenizer, callbacks=callbacks, cls=KTOTrainer, ref_model=reference)
     pc.use_disabled_adapter_as_reference(trainer, cfg)
     extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
     return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,

@@ -31,7 +31,7 @@ def build_args(cfg: RunConfig, has_eval: bool):
         max_completion_length=cfg.data.max_target_length))
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.data.preference_build import pairs_dataset
     from lmforge.training import common
     from lmforge.training import preference_common as pc
@@ -46,7 +46,7 @@ def run(cfg: RunConfig) -> RunResult:
     counts = common.log_parameters(policy)
     trainer = build_trainer(cfg, policy, args, pairs_dataset(train, tokenizer),
                             pairs_dataset(evals, tokenizer) if evals else None, None, tokenizer,
-                            cls=trainer_cls)
+                            callbacks=callbacks, cls=trainer_cls)
     extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
     return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
                     summarize="rewards/margins")

@@ -42,8 +42,7 @@ def load_prompt_sets(cfg: RunConfig, tokenizer, template: str):
     from lmforge.rl.driver import PromptSet, prompt_stats, tokenize_prompts
     from lmforge.data.preference_data import load_examples
 
-    m = cfg.method()
-    max_prompt = cfg.data.max_source_length or max(8, cfg.data.max_length - m.max_new_tokens)
+    max_prompt = cfg.prompt_budget  # data.max_source_length, else max_length - max_new_tokens
     train, evals = load_examples(cfg, lambda ex: ex, (PromptExample,), "prompt")
     sets, stats = [], {}
     for name, examples in (("train", train), ("eval", evals)):
@@ -84,7 +83,10 @@ def build_models(cfg: RunConfig, tokenizer, device):
     _no_dropout(policy)
     reference = None
     if not is_peft(policy):
-        reference = load_model(cfg.model, tokenizer).to(device).eval().requires_grad_(False)
+        from lmforge.training.device import decide
+
+        reference = load_model(cfg.model, tokenizer, facts=decide(cfg))
+        reference = reference.to(device).eval().requires_grad_(False)
     backbone = None
     if cfg.method().critic == "separate":
         backbone = _placed(prepare_model(cfg, tokenizer), device)
@@ -107,14 +109,19 @@ def _optimizer(args, modules, total_updates: int):
 
 
 def iterations(cfg: RunConfig, n_prompts: int) -> int:
+    """``train.max_steps``, else the epochs over the prompts (``train.batch_size`` per process)."""
+    from lmforge.rl.parallel import world_size
+
     if cfg.train.max_steps > 0:
         return cfg.train.max_steps
-    return max(1, math.ceil(n_prompts / cfg.train.batch_size * cfg.train.epochs))
+    per_step = cfg.train.batch_size * world_size()
+    return max(1, math.ceil(n_prompts / per_step * cfg.train.epochs))
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.rewards.combine import RewardSet, configured_rewards
     from lmforge.rl.driver import run_loop
+    from lmforge.rl.events import LoopEvents
     from lmforge.rl.ppo import PPO
     from lmforge.training import common
     from lmforge.training.preference_common import flat_stats, prepare
@@ -124,6 +131,7 @@ def run(cfg: RunConfig) -> RunResult:
     m = cfg.method()
     train, evals, data_stats = load_prompt_sets(cfg, tokenizer, template)
     args = build_args(cfg, has_eval=evals is not None)
+    events = LoopEvents(callbacks, args)  # refuses, before any model loads, what it cannot fire
     rewards = RewardSet(configured_rewards(m, args.device))
     policy, reference, head, backbone = build_models(cfg, tokenizer, args.device)
     counts = common.log_parameters(policy)
@@ -135,16 +143,21 @@ def run(cfg: RunConfig) -> RunResult:
               common.end_of_turn_ids(tokenizer, template), cfg.train.max_grad_norm, mini,
               ref_policy=reference, critic_backbone=backbone, seed=cfg.train.seed)
     history, seconds = run_loop(ppo, train, evals, cfg, out, total,
-                                common.resume_checkpoint(cfg), cfg.eval.max_samples)
+                                common.resume_checkpoint(cfg), cfg.eval.max_samples, events)
     save_final(ppo, tokenizer, out)
     return finish(out, history, seconds, dict(counts, **flat_stats(data_stats)))
 
 
 def save_final(ppo, tokenizer, out: Path) -> None:
     """The policy as save_pretrained writes it (what export and inference load), the tokenizer
-    with the chat template used, a generation config that stops at end of turn; critic/ aside."""
+    with the chat template used, a generation config that stops at end of turn; critic/ aside.
+    Several processes hold the same weights: the main one writes them."""
     from safetensors.torch import save_file
 
+    from lmforge.rl import parallel
+
+    if not parallel.is_main():
+        return
     ppo.policy.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     gen = getattr(ppo.policy, "generation_config", None)
@@ -160,9 +173,11 @@ def save_final(ppo, tokenizer, out: Path) -> None:
 
 
 def finish(out: Path, history: list[dict], seconds: float, extra: dict) -> RunResult:
+    from lmforge.rl import parallel
     from lmforge.training.preference_common import reward_summary, write_results
 
-    metrics = {"train_runtime": seconds, "global_step": history[-1]["step"] if history else 0}
+    metrics = {"train_runtime": seconds, "global_step": history[-1]["step"] if history else 0,
+               "world_size": parallel.world_size()}
     losses = [h["loss"] for h in history if "loss" in h]
     if losses:
         metrics["train_loss"] = sum(losses) / len(losses)
@@ -172,6 +187,7 @@ def finish(out: Path, history: list[dict], seconds: float, extra: dict) -> RunRe
         if last:
             metrics[key] = last[-1]
     metrics.update(extra)
-    write_results(out, history, metrics, curves={"reward.png": ("reward_mean",
-                                                                "eval_reward_mean")})
+    if parallel.is_main():
+        write_results(out, history, metrics, curves={"reward.png": ("reward_mean",
+                                                                    "eval_reward_mean")})
     return RunResult(out, metrics, history)

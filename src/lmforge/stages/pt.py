@@ -12,7 +12,7 @@ from lmforge.errors import ConfigError
 from lmforge.training.result import RunResult
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.model.loader import load_tokenizer
     from lmforge.training import common
     from lmforge.stages.sft import train_lm
@@ -22,4 +22,4 @@ def run(cfg: RunConfig) -> RunResult:
                           f"'{cfg.data.format}'), or stage sft for conversations")
     common.setup_torch(cfg)
     tokenizer = load_tokenizer(cfg.model)
-    return train_lm(cfg, None, tokenizer)
+    return train_lm(cfg, None, tokenizer, callbacks=callbacks)

@@ -42,9 +42,10 @@ def load_reward_model(cfg: RunConfig, tokenizer):
     """Base + scalar head + the configured adapter; the head always trains."""
     from lmforge.model.adapters import attach, peft_config
     from lmforge.model.loader import load_model
+    from lmforge.training.device import decide
 
     model = load_model(cfg.model, tokenizer, adapter=cfg.adapter, auto_class=_seq_cls(),
-                       num_labels=1)
+                       num_labels=1, facts=decide(cfg))
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.use_cache = False
     a = cfg.adapter
@@ -96,11 +97,14 @@ def _merged(cfg: RunConfig, tokenizer, adapter_dir: Path):
         log.warning("a %s adapter cannot be merged; the reward model is saved as an adapter "
                     "(load it with peft)", cfg.adapter.type)
         return None
-    base = load_model(cfg.model, tokenizer, auto_class=_seq_cls(), num_labels=1)
+    from lmforge.training.device import decide
+
+    base = load_model(cfg.model, tokenizer, auto_class=_seq_cls(), num_labels=1,
+                      facts=decide(cfg))
     return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from trl import RewardTrainer
 
     from lmforge.data.preference_build import rm_dataset
@@ -108,6 +112,7 @@ def run(cfg: RunConfig) -> RunResult:
     from lmforge.training import preference_common as pc
     from lmforge.data.preference_data import load_records
     from lmforge.training.trainer import build_trainer
+    from lmforge.training.exact_metrics import exact  # pair-exact accuracy
 
     out, tokenizer, template = pc.prepare(cfg)
     train, evals, stats = load_records(cfg, tokenizer, template, "pair")
@@ -120,7 +125,7 @@ def run(cfg: RunConfig) -> RunResult:
     model = load_reward_model(cfg, tokenizer)
     counts = common.log_parameters(model)
     trainer = build_trainer(cfg, model, args, train_ds, eval_ds, None, tokenizer,
-                            cls=RewardTrainer)
+                            callbacks=callbacks, cls=exact(RewardTrainer))
     extra = dict(counts, train_examples=len(train_ds), dropped_pairs=dropped,
                  **pc.flat_stats(stats))
     result = pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,

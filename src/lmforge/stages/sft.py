@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def train_lm(cfg: RunConfig, template: str | None, tokenizer,
-             method_kwargs: dict | None = None) -> RunResult:
+             method_kwargs: dict | None = None, callbacks=()) -> RunResult:
     """Data -> model -> Trainer -> train (resume) -> final save -> metrics.json + loss.png."""
     from lmforge.data import pipeline
     from lmforge.training import common
@@ -34,7 +34,8 @@ def train_lm(cfg: RunConfig, template: str | None, tokenizer,
     write_json(out, "data_stats.json", data.stats)  # the pre-flight statistics of this run
     args = build_arguments(cfg, has_eval=eval_ds is not None, method_kwargs=method_kwargs)
     hooks = T.eval_hooks(cfg)
-    callbacks = hooks.callbacks(cfg, tokenizer, template, data.eval_examples) if hooks else []
+    if hooks:
+        callbacks = [*hooks.callbacks(cfg, tokenizer, template, data.eval_examples), *callbacks]
     trainer = T.build_trainer(cfg, model, args, train_ds, eval_ds, collator, tokenizer,
                               callbacks=callbacks)
     output = T.train(trainer, cfg)
@@ -52,7 +53,7 @@ def _evaluated_at_end(trainer) -> bool:
     return bool(steps) and steps[-1] == trainer.state.global_step
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.data.templates import resolve_template
     from lmforge.model.loader import load_tokenizer
     from lmforge.training import common
@@ -64,4 +65,4 @@ def run(cfg: RunConfig) -> RunResult:
     kwargs = {}
     if method.neftune_noise_alpha is not None:
         kwargs["neftune_noise_alpha"] = method.neftune_noise_alpha
-    return train_lm(cfg, template, tokenizer, kwargs)
+    return train_lm(cfg, template, tokenizer, kwargs, callbacks=callbacks)

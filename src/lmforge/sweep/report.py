@@ -10,6 +10,8 @@ import math
 import shutil
 from pathlib import Path
 
+from lmforge.config.constants import RUN_CONFIG_FILE
+
 log = logging.getLogger(__name__)
 
 
@@ -109,7 +111,7 @@ def write(study, setup, opts) -> dict:
     if top is not None:
         summary["best"] = {"number": top.number, "value": top.value, "params": top.params,
                            "output_dir": top.user_attrs.get("output_dir")}
-        config = Path(top.user_attrs.get("output_dir") or "") / "lmforge_config.yaml"
+        config = Path(top.user_attrs.get("output_dir") or "") / RUN_CONFIG_FILE
         if config.is_file():
             shutil.copyfile(config, directory / "best_config.yaml")
     (directory / "sweep_summary.json").write_text(json.dumps(summary, indent=2, default=str),

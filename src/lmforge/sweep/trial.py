@@ -82,7 +82,6 @@ def run_trial(setup: Setup, trial) -> float:
     import optuna
 
     from lmforge import stages
-    from lmforge.training import trainer as T
     from lmforge.sweep.space import suggest
 
     values = suggest(trial, setup.dims)
@@ -95,12 +94,9 @@ def run_trial(setup: Setup, trial) -> float:
     log.info("trial %d: %s -> %s", trial.number,
              " ".join(f"{k}={v}" for k, v in values.items()), out)
     callback = PruningCallback(trial, setup.metric)
-    saved = list(T.extra_callbacks)
-    T.extra_callbacks[:] = saved + [callback]
     try:
-        result = stages.run(cfg)
+        result = stages.run(cfg, callbacks=[callback])
     finally:
-        T.extra_callbacks[:] = saved
         release_memory()
     for key in ("train_loss", "global_step"):
         if isinstance(result.metrics.get(key), (int, float)):

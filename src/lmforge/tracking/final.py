@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lmforge.config.constants import RUN_CONFIG_FILE
+
 log = logging.getLogger(__name__)
 
-ARTIFACTS = ("lmforge_config.yaml", "metrics.json", "loss.png", "data_stats.json")
+ARTIFACTS = (RUN_CONFIG_FILE, "metrics.json", "loss.png", "data_stats.json")
 
 
 def numbers(metrics: dict) -> dict[str, float]:
@@ -21,7 +23,7 @@ def flat_config(out: Path) -> dict[str, str]:
     """The run's lmforge_config.yaml as ``dotted.key -> value`` strings."""
     import yaml
 
-    path = out / "lmforge_config.yaml"
+    path = out / RUN_CONFIG_FILE
     if not path.is_file():
         return {}
     tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -46,7 +48,7 @@ def log_tensorboard(trainer, metrics: dict, out: Path) -> None:
     logdir = os.environ.get("TENSORBOARD_LOGGING_DIR") or str(out / "logs")
     writer = SummaryWriter(log_dir=logdir)
     try:
-        config = out / "lmforge_config.yaml"
+        config = out / RUN_CONFIG_FILE
         if config.is_file():
             text = config.read_text(encoding="utf-8")
             writer.add_text("lmforge_config", "```yaml\n" + text + "\n```", 0)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from lmforge.config.constants import RUN_CONFIG_FILE
+
 MAX_DEPTH = 4  # sweeps nest runs one level deeper than plain runs; keep the walk bounded
 METRICS = ("train_loss", "eval_loss", "global_step", "train_runtime", "world_size")
 
@@ -20,7 +22,7 @@ def find_runs(root: Path, max_depth: int = MAX_DEPTH) -> list[Path]:
         path = Path(here)
         dirs[:] = sorted(d for d in dirs if not d.startswith(("checkpoint-", ".", "logs",
                                                               "mlruns", "wandb")))
-        if "lmforge_config.yaml" in files:
+        if RUN_CONFIG_FILE in files:
             found.append(path)
         if len(path.parts) - base >= max_depth:
             dirs[:] = []
@@ -50,7 +52,7 @@ def status(run: Path, metrics: dict) -> str:
 
 
 def describe(run: Path, root: Path) -> dict:
-    cfg = _load_yaml(run / "lmforge_config.yaml")
+    cfg = _load_yaml(run / RUN_CONFIG_FILE)
     metrics = _load_json(run / "metrics.json")
     train = cfg.get("train") or {}
     row = {"run": str(run.relative_to(root)) if run != root else run.name,
@@ -58,7 +60,7 @@ def describe(run: Path, root: Path) -> dict:
            "model": (cfg.get("model") or {}).get("path"),
            "adapter": (cfg.get("adapter") or {}).get("type"),
            "learning_rate": train.get("learning_rate"),
-           "modified": (run / "metrics.json" if metrics else run / "lmforge_config.yaml")
+           "modified": (run / "metrics.json" if metrics else run / RUN_CONFIG_FILE)
            .stat().st_mtime}
     row.update({k: metrics.get(k) for k in METRICS})
     return row

@@ -8,29 +8,10 @@ from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
 
 
-def has_cuda(cfg: RunConfig) -> bool:
-    import torch
-
-    return torch.cuda.is_available() and not cfg.train.use_cpu
-
-
-def precision_flags(cfg: RunConfig) -> dict[str, bool]:
-    p = cfg.train.precision
-    if p == "auto":
-        if not has_cuda(cfg):
-            return {"bf16": False, "fp16": False}
-        import torch
-
-        return {"bf16": torch.cuda.is_bf16_supported(), "fp16": not torch.cuda.is_bf16_supported()}
-    if p in ("bf16", "fp16") and not has_cuda(cfg):
-        raise ConfigError(f"train.precision: '{p}' needs a GPU; use fp32 or auto on the CPU")
-    return {"bf16": p == "bf16", "fp16": p == "fp16"}
-
-
 def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
     from lmforge.distributed.engines import engine_kwargs
-    from lmforge.training.fastloss import gpu_kernels
     from lmforge.tracking import run_name
+    from lmforge.training.device import decide
 
     t = cfg.train
     eval_steps = t.eval_steps or t.save_steps
@@ -48,12 +29,11 @@ def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
         logging_steps=t.logging_steps, logging_first_step=True, report_to=report,
         run_name=run_name(cfg),
         dataloader_num_workers=t.dataloader_workers,
-        use_cpu=not has_cuda(cfg), remove_unused_columns=False,
+        remove_unused_columns=False,
         save_safetensors=True if _accepts("save_safetensors") else None,
         disable_tqdm=False,
-        **precision_flags(cfg),
+        **decide(cfg).training_kwargs(),  # use_cpu, bf16/fp16, Liger (training/device.py)
         **engine_kwargs(cfg),  # train.deepspeed / train.fsdp
-        **gpu_kernels(cfg),  # Liger kernels on a GPU when installed (training/fastloss.py)
     )
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "eval_steps"}
     kwargs["__extra__"] = dict(t.extra)

@@ -1,21 +1,22 @@
-"""Atomic checkpoints: a checkpoint directory exists only when it is complete.
+"""Atomic checkpoints on disk: a checkpoint directory exists only when it is complete.
 
-transformers' ``Trainer._save_checkpoint`` writes straight into ``checkpoint-N``: a crash (kill
--9, power loss, full disk) mid-save leaves a directory that looks like a checkpoint, and
-``get_last_checkpoint`` then resumes from it and fails, or silently loads half a state. Here:
+transformers' Trainer writes straight into ``checkpoint-N``: a crash (kill -9, power loss, full
+disk) mid-save leaves a directory that looks like a checkpoint, and ``get_last_checkpoint`` then
+resumes from it and fails, or silently loads half a state. Here (the Trainer side is
+training/saving.py, the one private hook that redirects the save is training/compat.py):
 
-1. ``AtomicCheckpointMixin._save_checkpoint`` lets the Trainer write everything (weights,
-   optimizer, scheduler, RNG, trainer state with the data position, callback state) into
-   ``.partial-checkpoint-N/checkpoint-N`` (by pointing ``_get_output_dir`` there during the
-   save), fsyncs each file, writes ``lmforge_manifest.json`` (size + sha256 of every file) LAST,
-   then renames the directory to ``checkpoint-N`` (``os.replace``: atomic on one filesystem).
+1. Each save goes into ``.partial-checkpoint-N/checkpoint-N``; every file is fsynced,
+   ``lmforge_manifest.json`` (size + sha256 of every file) is written LAST (``write_manifest``),
+   then the directory is renamed to ``checkpoint-N`` (``publish``: ``os.replace``, atomic on one
+   filesystem).
 2. ``latest_complete`` (what ``train.resume: auto`` uses) takes the newest ``checkpoint-N`` whose
    manifest verifies (sha256 of the one it picks; falling back to the next one if that fails);
    directories without a manifest or with a bad one are skipped with a warning.
-3. Rotation (``train.save_total_limit``) runs after the rename and never deletes the newest
-   complete checkpoint (resume) nor the best one (``state.best_model_checkpoint``, set by
-   eval/training.py), nor anything incomplete; transformers' own end-of-training deletion is off.
-4. ``training_args.bin`` (a pickle) becomes ``training_args.json``; resume never needed it.
+3. ``rotate`` (``train.save_total_limit``) never deletes the newest complete checkpoint (resume)
+   nor the best one (``state.best_model_checkpoint``, set by eval/training.py), nor anything
+   incomplete; transformers' own deletion is off.
+4. ``training_args.bin`` (a pickle) becomes ``training_args.json`` (``args_to_json``); resume
+   never needed it.
 A failed save (e.g. ENOSPC) removes its staging directory; earlier checkpoints are untouched.
 """
 
@@ -227,74 +228,3 @@ def args_to_json(folder: str | Path, args, **overrides) -> None:
     data.update(overrides)
     (folder / "training_args.json").write_text(json.dumps(redact_tree(data), indent=1),
                                                encoding="utf-8")
-
-
-class AtomicCheckpointMixin:
-    """Trainer mixin: every checkpoint staged, manifested, then renamed (module docstring)."""
-
-    _lmforge_staging: str | None = None
-    _lmforge_limit: int | None = None
-
-    def _inner_training_loop(self, *args, **kwargs):
-        # with save_total_limit 1 and a best checkpoint, transformers deletes every other
-        # checkpoint (the newest included) when the loop ends, before the final model is saved:
-        # a crash then would lose the resume point. rotate() applies the limit instead.
-        self._lmforge_limit = self.args.save_total_limit
-        self.args.save_total_limit = None
-        try:
-            return super()._inner_training_loop(*args, **kwargs)
-        finally:
-            self.args.save_total_limit = self._lmforge_limit
-
-    def _get_output_dir(self, trial):
-        if self._lmforge_staging is not None:
-            return self._lmforge_staging
-        return super()._get_output_dir(trial)
-
-    def _save(self, output_dir=None, state_dict=None):
-        super()._save(output_dir, state_dict)
-        if self.args.should_save:
-            limit = self._lmforge_limit or self.args.save_total_limit
-            args_to_json(output_dir or self.args.output_dir, self.args, save_total_limit=limit)
-
-    def _barrier(self) -> None:
-        if self.args.world_size > 1:
-            self.accelerator.wait_for_everyone()
-
-    def _save_checkpoint(self, model, trial):
-        from lmforge.training.resource_faults import saving_errors
-
-        run_dir = Path(super()._get_output_dir(trial))
-        name = f"checkpoint-{self.state.global_step}"
-        staging = run_dir / f"{STAGING}{name}"
-        with saving_errors(run_dir / name, staging, self):
-            if self.args.should_save:
-                remove_stale_staging(run_dir)  # left by a crash mid-save: never complete
-                staging.mkdir(parents=True)
-            self._barrier()
-            self._lmforge_staging = str(staging)
-            try:
-                super()._save_checkpoint(model, trial)  # everything into staging/<name>
-            finally:
-                self._lmforge_staging = None
-            self._barrier()  # every rank wrote its RNG state
-            if self.args.should_save:
-                self._finish_checkpoint(staging / name, run_dir / name, str(staging))
-            self._barrier()
-
-    def _finish_checkpoint(self, tmp: Path, final: Path, staging: str) -> None:
-        state = self.state
-        best = state.best_model_checkpoint
-        if best and best.startswith(staging):  # the Trainer recorded the staging path
-            state.best_model_checkpoint = str(final.parent / Path(best).name)
-        if state.best_global_step:
-            best_dir = final.parent / f"checkpoint-{state.best_global_step}"
-            if best_dir == final or best_dir.is_dir():
-                state.best_model_checkpoint = str(best_dir)
-        state.save_to_json(str(tmp / "trainer_state.json"))
-        time.sleep(float(os.environ.get(SLOW_SAVE_ENV) or 0))  # test hook: kill mid-save
-        write_manifest(tmp, state.global_step)
-        publish(tmp, final)
-        shutil.rmtree(staging, ignore_errors=True)
-        limit = self._lmforge_limit or self.args.save_total_limit
-        rotate(final.parent, limit, [state.best_model_checkpoint])

@@ -33,9 +33,9 @@ def setup_torch(cfg: RunConfig) -> None:
     engines.forget_previous_run()  # runs in one process (sweeps, tests) stay independent
 
     hf_logging.disable_progress_bar()  # per-shard/per-load tqdm bars; training has a rich bar
-    from lmforge.training.fastloss import cpu_threads
+    from lmforge.training.device import decide
 
-    threads = cpu_threads(cfg.train.num_threads)  # default: physical cores (cgroup quota too)
+    threads = decide(cfg).threads  # train.num_threads, else physical cores (training/device.py)
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     set_seed(cfg.train.seed)
@@ -108,11 +108,21 @@ def save_final(trainer, tokenizer, template: str | None, out: Path) -> None:
 
 def finish(trainer, train_output, out: Path, extra: dict | None = None) -> RunResult:
     """metrics.json (train_loss, eval_loss, train_runtime, train_tokens_per_second, ...) and
-    loss.png with the train and eval curves."""
+    loss.png with the train and eval curves. ``train_loss`` is the mean over every step of the
+    run, resumed ones included, averaged over the global batch (training/saving.py);
+    ``resumed_from_step`` marks a run this process resumed. ``total_flos`` is summed over processes and
+    counts attended tokens, not padding (training/saving.py)."""
+    from lmforge.training.saving import run_train_loss
+
     # samples/s would count packed blocks as samples: trained tokens/s (below) is the honest rate
     metrics = {k: v for k, v in train_output.metrics.items() if k != "train_samples_per_second"}
-    metrics["train_loss"] = train_output.training_loss
     history = trainer.state.log_history
+    ledger = getattr(trainer, "run_ledger", None)
+    start = ledger.start_step if ledger is not None else 0
+    metrics["train_loss"] = run_train_loss(history, start, trainer.state.global_step,
+                                           train_output.training_loss)
+    if start:
+        metrics["resumed_from_step"] = start
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     if evals:
         metrics["eval_loss"] = evals[-1]

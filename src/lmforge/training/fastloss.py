@@ -1,7 +1,6 @@
-"""Training speed-ups that keep the numbers: the LM head only on trained positions (fast loss),
-CPU thread defaults, and GPU kernels (Liger, flash-attention) when they are installed.
+"""The fast loss: the LM head only on trained positions, with the same numbers.
 
-Fast loss. A causal LM's forward projects EVERY position onto the vocabulary (``lm_head``,
+A causal LM's forward projects EVERY position onto the vocabulary (``lm_head``,
 e.g. 49k x 576 for SmolLM2-135M) and the loss then ignores the positions whose next label is -100
 (prompts, padding, the first token of each packed example). In the quickstart's classification
 setting only ~3 % of the positions are trained, so most of that matmul, its fp32 upcast and its
@@ -11,12 +10,19 @@ backward are wasted. transformers 5 lets the forward keep only some positions
 the loss itself with EXACTLY the Trainer's normalisation: the sum over trained tokens divided by
 ``num_items_in_batch`` (the trained-token count of the whole accumulated batch) when the Trainer
 passes it, else the mean (what the model's own loss does). Gradient accumulation therefore stays
-correct. The mixin falls back to the normal path for anything it cannot prove equal: evaluation
-(outputs are wanted), label smoothing or a custom loss function, trl trainers that define their
-own compute_loss, prompt-learning adapters (virtual tokens shift positions), models whose forward
-has no ``logits_to_keep`` or returns something else than one row per kept position, and Liger
-kernels (their fused linear cross-entropy never materialises the logits anyway).
-tests/invariants/test_fast_loss.py checks loss and gradients against the reference path.
+correct.
+
+The fast path applies only where it is proven equal to the model's own loss (``loss_extra``): a
+model whose loss is more than the cross-entropy either gets the extra term added exactly
+(AdaLoRA's orthogonal regulariser, which peft's forward adds) or falls back to the normal path.
+Falling back: evaluation (outputs are wanted), label smoothing or a custom loss function, trl
+trainers that define their own compute_loss, prompt-learning adapters (virtual tokens shift
+positions), peft tuners whose forward is not a plain pass-through, models whose forward has no
+``logits_to_keep``, whose loss function is not ``ForCausalLMLoss``, that add a router auxiliary
+loss (mixture of experts with ``output_router_logits``), or that return something else than one
+row per kept position, and Liger kernels (their fused linear cross-entropy never materialises the
+logits anyway). tests/invariants/test_fast_loss.py and test_fast_loss_adapters.py check loss and
+gradients against the model's own loss. Device facts (threads, kernels) live in device.py.
 """
 
 from __future__ import annotations
@@ -24,11 +30,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
+
+from lmforge.config.constants import IGNORE_INDEX as IGNORE
 
 log = logging.getLogger(__name__)
-
-IGNORE = -100
 
 
 # ---------------------------------------------------------------- the loss itself
@@ -70,9 +75,14 @@ def causal_lm_loss(model, inputs: dict, num_items_in_batch=None):
     return loss
 
 
+def _unwrapped(model):
+    """The model under DDP / DeepSpeed engine wrappers (a PeftModel stays a PeftModel)."""
+    return getattr(model, "module", model)
+
+
 def _base_model(model):
     """The transformers model under peft / DDP wrappers."""
-    inner = getattr(model, "module", model)  # DDP
+    inner = _unwrapped(model)
     if hasattr(inner, "get_base_model"):
         inner = inner.get_base_model()
     return inner
@@ -86,12 +96,66 @@ def _forward_takes_logits_to_keep(cls) -> bool:
         return False
 
 
-def model_supports(model) -> bool:
-    """The model's forward takes ``logits_to_keep`` and no prompt-learning adapter is active."""
-    peft_config = getattr(getattr(model, "module", model), "active_peft_config", None)
-    if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
-        return False
-    return _forward_takes_logits_to_keep(type(_base_model(model)))
+def loss_extra(model):
+    """What the model's own training loss adds to the causal-LM cross-entropy: None (nothing,
+    the fast loss is exact), or a function ``model -> tensor`` computing the added term exactly
+    (AdaLoRA's orthogonal regulariser). Raises Unsupported when equality is not proven: a
+    prompt-learning adapter, a peft tuner whose forward is not a plain pass-through, a forward
+    without ``logits_to_keep``, a loss function other than transformers' ForCausalLMLoss, a
+    mixture-of-experts model that adds its router auxiliary loss."""
+    extra = _adapter_extra(_unwrapped(model))
+    base = _base_model(model)
+    if not _forward_takes_logits_to_keep(type(base)):
+        raise Unsupported(f"{type(base).__name__} has no logits_to_keep")
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    if getattr(base, "loss_function", None) is not ForCausalLMLoss:
+        raise Unsupported(f"{type(base).__name__}'s loss is not the causal-LM cross-entropy")
+    if getattr(getattr(base, "config", None), "output_router_logits", False):
+        raise Unsupported(f"{type(base).__name__} adds its router auxiliary loss")
+    return extra
+
+
+def _adapter_extra(inner):
+    """The loss term a peft model's forward adds (see ``loss_extra``)."""
+    try:
+        from peft import PeftModel
+        from peft.tuners.adalora import AdaLoraModel
+        from peft.tuners.tuners_utils import BaseTuner
+    except ImportError:  # no peft, no adapters
+        return None
+    if not isinstance(inner, PeftModel):
+        return None
+    if getattr(inner.active_peft_config, "is_prompt_learning", False):
+        raise Unsupported("a prompt-learning adapter shifts the positions")
+    forward = type(inner.base_model).forward
+    if forward is BaseTuner.forward:  # LoRA, DoRA, QLoRA, ...: the base model's loss unchanged
+        return None
+    if forward is AdaLoraModel.forward:
+        return adalora_regulariser
+    raise Unsupported(f"the {type(inner.base_model).__name__} adapter changes the loss")
+
+
+def adalora_regulariser(model):
+    """The term AdaLoRA's forward adds to the loss (peft ``AdaLoraModel.forward``): the
+    orthogonality penalty ``orth_reg_weight * mean ||P P^T - I||_F`` over the trainable adapter's
+    lora_A (P P^T) and lora_B (P^T P) matrices, computed the same way in the same order."""
+    import torch
+
+    tuner = _unwrapped(model).base_model
+    name = tuner.trainable_adapter_name
+    weight = tuner.peft_config[name].orth_reg_weight
+    total, count = 0, 0
+    for n, p in tuner.model.named_parameters():
+        if ("lora_A" in n or "lora_B" in n) and name in n:
+            if p.shape == torch.Size([0]):  # a ZeRO-3 shard: peft gathers it, we do not
+                raise Unsupported("AdaLoRA's regulariser needs gathered ZeRO-3 parameters")
+            cov = p @ p.T if "lora_A" in n else p.T @ p
+            eye = torch.eye(*cov.size(), out=torch.empty_like(cov))
+            eye.requires_grad = False
+            total = total + torch.norm(cov - eye, p="fro")
+            count += 1
+    return weight * (total / count) if count else 0
 
 
 # ---------------------------------------------------------------- the Trainer mixin
@@ -109,6 +173,7 @@ class FastLossMixin:
 
     fast_loss: bool = False
     _fast_loss_state: bool | None = None  # None: not tried yet; False: fell back for good
+    _fast_loss_extra = None  # what the model's own loss adds (loss_extra)
 
     def _fast_loss_applies(self, model, inputs, return_outputs: bool) -> bool:
         if not self.fast_loss or self._fast_loss_state is False or return_outputs:
@@ -124,10 +189,13 @@ class FastLossMixin:
         if _next_compute_loss_owner(type(self)) is not Trainer:  # e.g. trl's own losses
             self._fast_loss_state = False
             return False
-        if not model_supports(model):
-            self._fast_loss_state = False
-            log.info("fast loss off: %s has no logits_to_keep", type(_base_model(model)).__name__)
-            return False
+        if self._fast_loss_state is None:
+            try:
+                self._fast_loss_extra = loss_extra(model)
+            except Unsupported as exc:
+                self._fast_loss_state = False
+                log.info("fast loss off: %s", exc)
+                return False
         return True
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -136,6 +204,8 @@ class FastLossMixin:
         n = num_items_in_batch if self.model_accepts_loss_kwargs else None
         try:
             loss = causal_lm_loss(model, inputs, n)
+            if self._fast_loss_extra is not None:  # what the model's own loss adds, exactly
+                loss = loss + self._fast_loss_extra(model)
         except Unsupported as exc:
             self._fast_loss_state = False
             log.warning("fast loss off (%s): the normal loss path is used", exc)
@@ -160,82 +230,3 @@ def install(trainer, cfg) -> None:
     liger = bool(getattr(trainer.args, "use_liger_kernel", False))
     trainer.fast_loss = bool(getattr(cfg.train, "fast_loss", True)) and not liger
     trainer.group_by_length = bool(getattr(cfg.train, "group_by_length", False))
-
-
-# ---------------------------------------------------------------- threads and GPU kernels
-
-
-def physical_cores() -> int:
-    """Physical cores this process may use: the CPUs it is pinned to, one per core (hyper-threads
-    share a core's FPUs, so more threads only add contention to dense matmuls), capped by a
-    cgroup CPU quota (containers; torch's own default ignores it and oversubscribes)."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
-        return max(1, (os.cpu_count() or 2) // 2)
-    cores = set()
-    for cpu in allowed:
-        base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
-        try:
-            with open(f"{base}/core_id") as a, open(f"{base}/physical_package_id") as b:
-                cores.add((a.read().strip(), b.read().strip()))
-        except OSError:
-            cores.add((str(cpu), ""))
-    quota = _cgroup_quota()
-    return max(1, min(len(cores), quota) if quota else len(cores))
-
-
-def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
-    """CPUs allowed by a cgroup v2 ``cpu.max`` quota, rounded up (None: no quota)."""
-    try:
-        with open(path) as f:
-            quota, period = f.read().split()[:2]
-    except (OSError, ValueError):
-        return None
-    if quota == "max":
-        return None
-    return max(1, -(-int(quota) // int(period)))
-
-
-def cpu_threads(requested: int | None) -> int:
-    """torch threads for CPU training: the configured number (``train.num_threads``), else
-    ``OMP_NUM_THREADS`` when the user set it (jobs sharing a machine), else the physical cores."""
-    if requested:
-        return requested
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return physical_cores()
-
-
-def gpu_kernels(cfg) -> dict:
-    """TrainingArguments additions for sft/pt on a CUDA GPU: Liger kernels (fused RMSNorm, RoPE,
-    SwiGLU and a linear cross-entropy that never materialises the logits) when ``liger-kernel``
-    is installed. ``train.extra.use_liger_kernel: false`` turns them off. Not exercised by the CPU
-    test suite (no GPU there)."""
-    import importlib.util
-
-    import torch
-
-    if cfg.stage not in ("sft", "pt"):  # trl's trainers route Liger to their own losses
-        return {}
-    if cfg.train.use_cpu or not torch.cuda.is_available() \
-            or importlib.util.find_spec("liger_kernel") is None:
-        return {}
-    return {"use_liger_kernel": True}
-
-
-def auto_attention(model_cfg) -> str | None:
-    """The attention kernel for ``model.attn_implementation: auto``: flash-attention 2 on a CUDA
-    GPU when ``flash-attn`` is installed and the weights are half precision (its kernels need
-    bf16/fp16), else None (transformers chooses, sdpa). LMFORGE_NO_FLASH_ATTENTION=1 opts out.
-    Not exercised by the CPU test suite."""
-    import importlib.util
-
-    if os.environ.get("LMFORGE_NO_FLASH_ATTENTION") or model_cfg.dtype == "float32":
-        return None
-    import torch
-
-    if not torch.cuda.is_available() or importlib.util.find_spec("flash_attn") is None:
-        return None
-    return "flash_attention_2"  # dtype 'auto' is bf16/fp16 on a GPU (model/loader.py)

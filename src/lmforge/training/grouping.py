@@ -64,17 +64,41 @@ def lengths_of(dataset) -> list[int] | None:
 
 
 class LengthGroupedMixin:
-    """Trainer mixin: the GroupedSampler for training when ``group_by_length`` is set."""
+    """Trainer mixin: the training DataLoader draws from a GroupedSampler when
+    ``group_by_length`` is set. Built in ``get_train_dataloader`` (the Trainer's documented
+    override point) the way the Trainer builds its own: the same collator and loader settings,
+    then ``accelerator.prepare``, which shards the batches over processes (consecutive batches of
+    a group go to different processes: one group is one optimizer step of the whole run)."""
 
     group_by_length: bool = False
 
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        lengths = lengths_of(dataset) if self.group_by_length else None
+    def grouped_sampler(self) -> GroupedSampler | None:
+        lengths = lengths_of(self.train_dataset) if self.group_by_length else None
         if lengths is None:
-            return super()._get_train_sampler(train_dataset)
+            return None
         args = self.args
         group = args.per_device_train_batch_size * args.gradient_accumulation_steps \
             * max(1, args.world_size)
         return GroupedSampler(lengths, group, args.data_seed if args.data_seed is not None
                               else args.seed)
+
+    def get_train_dataloader(self):
+        sampler = self.grouped_sampler()
+        if sampler is None:
+            return super().get_train_dataloader()
+        from functools import partial
+
+        from torch.utils.data import DataLoader
+        from transformers.trainer_utils import seed_worker
+
+        args = self.args
+        params = {"batch_size": args.train_batch_size, "sampler": sampler,
+                  "collate_fn": self.data_collator, "drop_last": args.dataloader_drop_last,
+                  "num_workers": args.dataloader_num_workers,
+                  "pin_memory": args.dataloader_pin_memory,
+                  "worker_init_fn": partial(seed_worker, num_workers=args.dataloader_num_workers,
+                                            rank=args.process_index)}
+        if args.dataloader_num_workers > 0:  # torch refuses these without workers
+            params["persistent_workers"] = args.dataloader_persistent_workers
+            params["prefetch_factor"] = args.dataloader_prefetch_factor
+        return self.accelerator.prepare(DataLoader(self.train_dataset, **params))

@@ -39,7 +39,7 @@ def trl_kwargs(cfg: RunConfig, cls) -> dict:
     import dataclasses
 
     known = {f.name for f in dataclasses.fields(cls)}
-    wanted = {"gradient_checkpointing": cfg.model.gradient_checkpointing,
+    wanted = {"activation_checkpointing": cfg.model.gradient_checkpointing,  # the v6 name
               "dataset_num_proc": cfg.data.num_proc}
     return {k: v for k, v in wanted.items() if k in known}
 
@@ -51,15 +51,18 @@ def policy_and_reference(cfg: RunConfig, tokenizer, reference_path: str | None =
     model at ``reference_path``."""
     from lmforge.model.loader import load_model
     from lmforge.rl.state import is_peft
+    from lmforge.training.device import decide
     from lmforge.training.trainer import prepare_model
 
     policy = prepare_model(cfg, tokenizer)
     if reference_path:
         ref_cfg = cfg.model.model_copy(update={"path": reference_path})
-        return policy, load_model(ref_cfg, tokenizer).eval().requires_grad_(False)
+        reference = load_model(ref_cfg, tokenizer, facts=decide(cfg))
+        return policy, reference.eval().requires_grad_(False)
     if not need_reference or is_peft(policy):
         return policy, None
-    return policy, load_model(cfg.model, tokenizer).eval().requires_grad_(False)
+    reference = load_model(cfg.model, tokenizer, facts=decide(cfg))
+    return policy, reference.eval().requires_grad_(False)
 
 
 def use_disabled_adapter_as_reference(trainer, cfg: RunConfig) -> None:
@@ -108,6 +111,9 @@ def train(trainer, cfg: RunConfig, tokenizer, template: str, out: Path, extra: d
     metrics = {k: v for k, v in result.metrics.items() if not k.endswith("_per_second")}
     metrics.update(train_loss=result.training_loss, train_runtime=seconds,
                    global_step=trainer.state.global_step, **extra)
+    if hasattr(trainer, "total_trained_tokens"):  # a collective: every process calls it
+        tokens = trainer.total_trained_tokens()
+        metrics.update(train_tokens=tokens, train_tokens_per_second=tokens / seconds)
     metrics.update({f"{k}_start": v for k, v in baseline.items()
                     if any(s in k for s in START_KEYS)})
     evals = [h for h in history if "eval_loss" in h]

@@ -4,7 +4,9 @@ a Trainer with lmforge's callbacks and honest trained-token counting, training w
 A stage does: ``model = prepare_model(cfg, tokenizer)``; ``train, eval, collator =
 prepare_data(cfg, data, tokenizer, model)``; ``trainer = build_trainer(...)``;
 ``output = train(trainer, cfg)``; then ``common.save_final`` and ``common.finish``.
-Any Trainer subclass (trl's included) works: ``build_trainer(..., cls=DPOTrainer)``.
+Any Trainer subclass (trl's included) works: ``build_trainer(..., cls=DPOTrainer)``. Callbacks
+from outside (plugins, sweeps, tests that interrupt a run) come in through
+``stages.run(cfg, callbacks=...)``, which hands them to the stage and the stage to here.
 
 Checkpoints are atomic and manifested, ``training_args.bin`` (a pickle) becomes JSON
 (``checkpoints.py``); NaN/Inf steps are skipped and counted, signals save and stop
@@ -16,19 +18,23 @@ from __future__ import annotations
 import functools
 import logging
 
+from lmforge.config.constants import IGNORE_INDEX as IGNORE
 from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-IGNORE = -100
-
-# callbacks added to every trainer built here (plugins, tests that interrupt a run)
-extra_callbacks: list = []
-
 
 def count_trained_tokens(inputs: dict) -> int:
-    """Tokens that contribute to the loss in one batch: causal LMs predict labels[1:]."""
+    """Tokens that contribute to the loss in one prepared batch: the completion tokens where the
+    batch marks them (trl's DPO/KTO/GRPO; GRPO's tool results excluded), else the labels a causal
+    LM predicts (labels[1:]), else the attended tokens."""
+    if not hasattr(inputs, "get"):
+        return 0
+    completion = inputs.get("completion_mask")
+    if completion is not None and hasattr(completion, "sum"):
+        tool = inputs.get("tool_mask")
+        return int((completion * tool).sum() if tool is not None else completion.sum())
     labels = inputs.get("labels")
     if labels is not None and hasattr(labels, "ndim") and labels.ndim == 2:
         return int((labels[:, 1:] != IGNORE).sum())
@@ -40,14 +46,18 @@ def count_trained_tokens(inputs: dict) -> int:
 
 
 class TokenCountingMixin:
-    """Counts the trained tokens of every batch that really goes through a training step (batches
-    skipped on resume are not counted), for an honest ``train_tokens_per_second``."""
+    """Counts the trained tokens of every batch whose loss a training step computes (batches
+    skipped on resume are not counted), for an honest ``train_tokens_per_second``. Counted in
+    ``compute_loss``, which gets the batch as the loss sees it: GRPO's training_step only gets
+    prompts, its completions are generated on the way to the loss."""
 
     trained_tokens: int = 0
 
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        self.trained_tokens += count_trained_tokens(inputs)
-        return super().training_step(model, inputs, num_items_in_batch)
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            self.trained_tokens += count_trained_tokens(inputs)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                    num_items_in_batch=num_items_in_batch)
 
     def total_trained_tokens(self) -> int:
         """Summed over processes in distributed runs."""
@@ -65,7 +75,7 @@ def trainer_class(base=None):
     checkpoints and the numerical-fault guard mixed in."""
     if base is None:
         from transformers import Trainer as base
-    from lmforge.training.checkpoints import AtomicCheckpointMixin
+    from lmforge.training.saving import AtomicCheckpointMixin
     from lmforge.training.fastloss import FastLossMixin
     from lmforge.training.faults import FaultMixin
     from lmforge.training.grouping import LengthGroupedMixin
@@ -80,8 +90,10 @@ def prepare_model(cfg: RunConfig, tokenizer):
     on, transformers ignores packed position ids and packed examples attend to each other)."""
     from lmforge.model.adapters import attach
     from lmforge.model.loader import load_model
+    from lmforge.training.device import decide
 
-    model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter), cfg.adapter)
+    model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter, facts=decide(cfg)),
+                   cfg.adapter)
     if getattr(model, "config", None) is not None:
         model.config.use_cache = False
     return model
@@ -168,17 +180,20 @@ def before_reporters(trainer, callbacks: list) -> None:
 
 def build_trainer(cfg: RunConfig, model, args, train_dataset, eval_dataset, collator, tokenizer,
                   callbacks=(), cls=None, **kwargs):
-    """The Trainer (or ``cls``, e.g. a trl trainer) with lmforge's callbacks; ``callbacks`` run
-    before the reporting integrations, ``extra_callbacks`` last."""
+    """The Trainer (or ``cls``, e.g. a trl trainer; ``kwargs`` go to its constructor) with
+    lmforge's callbacks. ``callbacks`` (the stage's and the caller's of ``stages.run``) run
+    before the reporting integrations. ``collator`` None: the trainer's own (trl's trainers
+    build theirs; GRPOTrainer takes none at all)."""
     from lmforge import tracking
     from lmforge.model.adapters import callbacks as adapter_callbacks
 
     tracking.start(cfg, args)  # tracker defaults (offline W&B, local MLflow store, ...)
     cls = trainer_class(cls)
+    if collator is not None:
+        kwargs["data_collator"] = collator
     trainer = cls(model=model, args=args, train_dataset=train_dataset,
-                  eval_dataset=eval_dataset, data_collator=collator, processing_class=tokenizer,
-                  callbacks=list(callbacks) + adapter_callbacks(model, cfg.adapter)
-                  + list(extra_callbacks), **kwargs)
+                  eval_dataset=eval_dataset, processing_class=tokenizer,
+                  callbacks=list(callbacks) + adapter_callbacks(model, cfg.adapter), **kwargs)
     before_reporters(trainer, list(callbacks))
     from lmforge.training import faults
 

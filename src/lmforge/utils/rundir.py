@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lmforge.config.constants import RUN_CONFIG_FILE
 from lmforge.config.loader import to_yaml
 from lmforge.config.run import RunConfig
 
@@ -44,7 +45,7 @@ def write_run_files(cfg: RunConfig, out_dir: str | Path | None = None) -> Path:
         return out
     from lmforge.utils.secrets import redact_argv, redact_tree, redact_yaml
 
-    (out / "lmforge_config.yaml").write_text(redact_yaml(to_yaml(cfg)), encoding="utf-8")
+    (out / RUN_CONFIG_FILE).write_text(redact_yaml(to_yaml(cfg)), encoding="utf-8")
     env = {"versions": versions(), "git_commit": git_commit(), "argv": redact_argv(sys.argv),
            "platform": platform.platform()}
     (out / "env.json").write_text(json.dumps(redact_tree(env), indent=2), encoding="utf-8")

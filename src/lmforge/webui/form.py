@@ -177,4 +177,14 @@ def check(tree: dict):
     except ConfigError as exc:
         hint = f"\nhint: {exc.hint}" if exc.hint else ""
         return None, f"error: {exc.message}{hint}"
-    return cfg, "ok"
+    return cfg, "ok" + chain_note(cfg.model.path)
+
+
+def chain_note(path: str) -> str:
+    """What a run directory as model.path means (the UI started on a run pre-fills one)."""
+    from lmforge.model.chain import adapter_dir
+
+    if adapter_dir(path) is None:
+        return ""
+    return ("\nmodel.path is a run with an adapter: this run continues from that run's model "
+            "(its adapter merged into its base, saved in <output_dir>/base; docs/chaining.md)")

@@ -64,6 +64,9 @@ def build(gr, runs: Runs, cwd_note: str, prefill: dict | None = None) -> None:
     gr.Markdown("Fields left at their defaults are not written. Text boxes take YAML values "
                 f"(`1e-4`, `[q_proj, v_proj]`, `{{a: b}}`). Relative paths are relative to "
                 f"`{cwd_note}`.")
+    note = form.chain_note(str(prefill.get("model.path") or ""))
+    if note:  # the UI was started on a run: training from it continues that run's model
+        gr.Markdown(note.strip())
     for section, group in form.groups(specs).items():
         is_method = section in METHOD_BLOCKS
         title = f"{section}: settings of stage {section}" if is_method else TITLES[section]

@@ -1,0 +1,220 @@
+"""Device facts, decided once: GPU or CPU, weights dtype, mixed precision, attention kernel, GPU
+kernels (Liger), the quantized-load device map and CPU threads.
+
+Every other module asks here instead of calling ``torch.cuda.is_available()`` itself, so the facts
+cannot disagree: a run with ``train.use_cpu: true`` on a GPU machine loads float32 weights with
+transformers' default attention on the CPU, quantizes on the CPU, and its TrainingArguments say
+``use_cpu=True`` and fp32 -- the same answer everywhere.
+
+- ``decide(cfg)``: a training run (``train.use_cpu`` honoured, ``train.precision`` checked).
+  Model loading for training takes these facts (``load_model(..., facts=decide(cfg))``), the
+  argument objects take ``training_kwargs()``.
+- ``for_inference(model_cfg)``: commands without a train config (chat, serve, eval, export): the
+  GPU when there is one.
+
+Rules. GPU = CUDA available and not ``train.use_cpu``. Precision ``auto``: bf16 on a GPU that has
+it, else fp16 on a GPU, fp32 on the CPU; bf16/fp16 without a GPU is a config error. Weights dtype
+``auto``: float32 on the CPU or when the precision is fp32, else bfloat16 on a GPU that has it,
+float16 otherwise. Attention ``auto``: flash-attention 2 on a GPU with half-precision weights when
+``flash-attn`` is installed (``LMFORGE_NO_FLASH_ATTENTION=1`` opts out), else transformers'
+choice (sdpa). Liger kernels: sft/pt on a GPU when ``liger-kernel`` is installed. Quantized
+(bitsandbytes) loads go to this process's GPU (LOCAL_RANK) or explicitly to the CPU (left
+unset, transformers would put them on a GPU whenever one exists). Threads: ``train.num_threads``,
+else ``OMP_NUM_THREADS``, else the physical cores (cgroup quota included).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+
+from lmforge.errors import ConfigError, ModelError
+
+HALF = ("bfloat16", "float16")
+LIGER_STAGES = ("sft", "pt")  # trl's trainers route Liger to their own losses
+
+
+def gpu_present() -> bool:
+    """A CUDA GPU is usable by this process (the only place lmforge asks torch)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def _bf16_supported() -> bool:
+    import torch
+
+    return torch.cuda.is_bf16_supported()
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    on_gpu: bool
+    dtype: str  # weights: float32, bfloat16 or float16
+    attention: str | None  # attn_implementation for from_pretrained (None: transformers chooses)
+    precision: str  # mixed precision of training: fp32, bf16 or fp16
+    liger: bool = False  # Liger kernels (TrainingArguments.use_liger_kernel)
+    threads: int | None = None  # torch CPU threads (None: leave torch's setting)
+
+    @property
+    def use_cpu(self) -> bool:
+        return not self.on_gpu
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.on_gpu else "cpu"
+
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
+
+    def quant_device_map(self) -> dict:
+        """Where bitsandbytes quantizes while loading: this process's GPU (LOCAL_RANK under
+        torchrun/accelerate), or the CPU."""
+        if self.on_gpu:
+            return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+        return {"": "cpu"}
+
+    def model_kwargs(self) -> dict:
+        """``from_pretrained`` keywords: dtype and attention kernel."""
+        kwargs = {"dtype": self.torch_dtype()}
+        if self.attention:
+            kwargs["attn_implementation"] = self.attention
+        return kwargs
+
+    def training_kwargs(self) -> dict:
+        """TrainingArguments keywords (transformers' ``use_cpu`` is the Trainer's truth and
+        equals ``not on_gpu``)."""
+        kwargs = {"use_cpu": self.use_cpu, "bf16": self.precision == "bf16",
+                  "fp16": self.precision == "fp16"}
+        if self.liger:
+            kwargs["use_liger_kernel"] = True
+        return kwargs
+
+
+# ---------------------------------------------------------------- the decisions
+
+
+def on_gpu(cfg) -> bool:
+    """Train on a GPU: CUDA is available and ``train.use_cpu`` is off."""
+    return gpu_present() and not cfg.train.use_cpu
+
+
+def decide(cfg) -> DeviceFacts:
+    """The device facts of the training run ``cfg`` (a RunConfig)."""
+    gpu = on_gpu(cfg)
+    precision = _precision(cfg.train.precision, gpu, cfg.train.use_cpu)
+    dtype = _weights_dtype(cfg.model.dtype, gpu, precision)
+    return DeviceFacts(on_gpu=gpu, dtype=dtype, attention=_attention(cfg.model, gpu, dtype),
+                       precision=precision, liger=gpu and _liger(cfg),
+                       threads=cpu_threads(cfg.train.num_threads))
+
+
+def for_inference(model_cfg, device: str | None = None) -> DeviceFacts:
+    """The facts for loading ``model_cfg`` without a train config (chat, serve, eval, export):
+    the GPU when there is one, unless ``device`` names another."""
+    gpu = gpu_present() if device is None else str(device).startswith("cuda")
+    dtype = _weights_dtype(model_cfg.dtype, gpu, None)
+    return DeviceFacts(on_gpu=gpu, dtype=dtype, attention=_attention(model_cfg, gpu, dtype),
+                       precision="fp32")
+
+
+def inference_device() -> str:
+    """Where inference runs by default: "cuda" when a GPU is present, else "cpu"."""
+    return "cuda" if gpu_present() else "cpu"
+
+
+def _precision(choice: str, gpu: bool, use_cpu: bool) -> str:
+    if choice == "auto":
+        if not gpu:
+            return "fp32"
+        return "bf16" if _bf16_supported() else "fp16"
+    if choice in ("bf16", "fp16") and not gpu:
+        why = "train.use_cpu is set" if use_cpu else "there is no CUDA GPU"
+        raise ConfigError(f"train.precision: '{choice}' needs a GPU and {why}; use fp32 or auto "
+                          "on the CPU")
+    return choice
+
+
+def _weights_dtype(name: str, gpu: bool, precision: str | None) -> str:
+    if name != "auto":
+        return name
+    if not gpu or precision == "fp32":
+        return "float32"
+    return "bfloat16" if _bf16_supported() else "float16"
+
+
+def _attention(model_cfg, gpu: bool, dtype: str) -> str | None:
+    choice = model_cfg.attn_implementation
+    if choice == "auto":
+        if gpu and dtype in HALF and not os.environ.get("LMFORGE_NO_FLASH_ATTENTION") \
+                and _installed("flash_attn"):
+            return "flash_attention_2"
+        return None
+    if choice == "flash_attention_2":
+        if not gpu:
+            why = "this run is on the CPU" if gpu_present() else "none is available"
+            raise ModelError(f"model.attn_implementation: flash_attention_2 needs a CUDA GPU and "
+                             f"{why}", "use attn_implementation: sdpa (or auto)")
+        if not _installed("flash_attn"):
+            raise ModelError("model.attn_implementation: flash_attention_2 needs the package "
+                             "'flash-attn', which is not installed",
+                             "pip install flash-attn --no-build-isolation, or use sdpa")
+    return choice
+
+
+def _liger(cfg) -> bool:
+    """Liger kernels for sft/pt when installed (``train.extra.use_liger_kernel`` overrides)."""
+    return cfg.stage in LIGER_STAGES and _installed("liger_kernel")
+
+
+# ---------------------------------------------------------------- CPU threads
+
+
+def physical_cores() -> int:
+    """Physical cores this process may use: the CPUs it is pinned to, one per core (hyper-threads
+    share a core's FPUs, so more threads only add contention to dense matmuls), capped by a
+    cgroup CPU quota (containers; torch's own default ignores it and oversubscribes)."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in allowed:
+        base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{base}/core_id") as a, open(f"{base}/physical_package_id") as b:
+                cores.add((a.read().strip(), b.read().strip()))
+        except OSError:
+            cores.add((str(cpu), ""))
+    quota = _cgroup_quota()
+    return max(1, min(len(cores), quota) if quota else len(cores))
+
+
+def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """CPUs allowed by a cgroup v2 ``cpu.max`` quota, rounded up (None: no quota)."""
+    try:
+        with open(path) as f:
+            quota, period = f.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, -(-int(quota) // int(period)))
+
+
+def cpu_threads(requested: int | None) -> int:
+    """torch threads for CPU training: the configured number (``train.num_threads``), else
+    ``OMP_NUM_THREADS`` when the user set it (jobs sharing a machine), else the physical cores."""
+    if requested:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return physical_cores()

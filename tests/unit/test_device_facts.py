@@ -1,0 +1,156 @@
+"""Device facts are decided once (training/device.py) and honour ``train.use_cpu`` everywhere
+(issue 18, item 3). A pretend GPU (``torch.cuda.is_available`` -> True) is enough: with
+``train.use_cpu: true`` every fact says CPU -- weights float32, attention not flash, quantized
+loads mapped to the CPU, precision fp32, no Liger -- and transformers' own TrainingArguments
+(the Trainer's truth) agree; without it the GPU facts are chosen. No GPU is needed."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from lmforge.errors import ConfigError, ModelError
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "lmforge"
+
+
+@pytest.fixture
+def hf_imported():
+    """transformers' Trainer stack imported for real before a GPU is pretended (importing it
+    under a pretend GPU would load bitsandbytes' CUDA backend)."""
+    from transformers import Trainer, TrainingArguments  # noqa: F401
+
+
+@pytest.fixture
+def pretend_gpu(monkeypatch):
+    """CUDA "available" with bf16, flash-attn and liger-kernel "installed"."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.delenv("LMFORGE_NO_FLASH_ATTENTION", raising=False)
+    from lmforge.training import device
+
+    monkeypatch.setattr(device, "_installed", lambda name: True)
+
+
+def _cfg(tmp_path, stage="sft", model=None, **train):
+    from lmforge.config import validate
+
+    train = {"output_dir": str(tmp_path / "out"), "report_to": ["none"], **train}
+    return validate({"stage": stage, "model": {"path": "x", **(model or {})}, "train": train})
+
+
+def test_use_cpu_on_a_gpu_machine_makes_every_fact_cpu(pretend_gpu, tmp_path):
+    import torch
+
+    from lmforge.training.device import decide, on_gpu
+
+    cfg = _cfg(tmp_path, use_cpu=True)
+    facts = decide(cfg)
+    assert not on_gpu(cfg) and facts.on_gpu is False and facts.use_cpu and facts.device == "cpu"
+    assert facts.dtype == "float32" and facts.torch_dtype() is torch.float32
+    assert facts.attention is None  # transformers' default (sdpa), never flash on the CPU
+    assert facts.model_kwargs() == {"dtype": torch.float32}
+    assert facts.quant_device_map() == {"": "cpu"}  # not left to bitsandbytes' "a GPU exists"
+    assert facts.precision == "fp32" and facts.liger is False
+    assert facts.training_kwargs() == {"use_cpu": True, "bf16": False, "fp16": False}
+
+
+def test_without_use_cpu_the_gpu_facts_are_chosen(pretend_gpu, tmp_path, monkeypatch):
+    import torch
+
+    from lmforge.training.device import decide
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    facts = decide(_cfg(tmp_path))
+    assert facts.on_gpu and facts.device == "cuda"
+    assert facts.dtype == "bfloat16" and facts.attention == "flash_attention_2"
+    assert facts.model_kwargs() == {"dtype": torch.bfloat16,
+                                    "attn_implementation": "flash_attention_2"}
+    assert facts.quant_device_map() == {"": 1}  # this process's GPU
+    assert facts.training_kwargs() == {"use_cpu": False, "bf16": True, "fp16": False,
+                                       "use_liger_kernel": True}
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    old = decide(_cfg(tmp_path))
+    assert old.dtype == "float16" and old.precision == "fp16"
+    fp32 = decide(_cfg(tmp_path, precision="fp32"))  # dtype auto follows an fp32 precision
+    assert fp32.dtype == "float32" and fp32.attention is None and fp32.precision == "fp32"
+
+
+def test_gpu_only_settings_with_use_cpu_are_errors_that_say_why(pretend_gpu, tmp_path):
+    from lmforge.training.device import decide
+
+    with pytest.raises(ConfigError, match="train.use_cpu is set"):
+        decide(_cfg(tmp_path, use_cpu=True, precision="bf16"))
+    with pytest.raises(ModelError, match="flash_attention_2 needs a CUDA GPU and this run is on "
+                                         "the CPU"):
+        decide(_cfg(tmp_path, model={"attn_implementation": "flash_attention_2"}, use_cpu=True))
+    # an explicit dtype is the user's choice and is kept
+    assert decide(_cfg(tmp_path, model={"dtype": "bfloat16"}, use_cpu=True)).dtype == "bfloat16"
+
+
+def test_training_arguments_agree_with_the_facts(hf_imported, pretend_gpu, tmp_path):
+    """transformers' TrainingArguments decide where the Trainer runs: with use_cpu they say CPU
+    and fp32, as the facts do, although a GPU is "present"."""
+    from lmforge.training.args import build_arguments
+    from lmforge.training.device import decide
+
+    cfg = _cfg(tmp_path, use_cpu=True, stage="sft")
+    facts = decide(cfg)
+    args = build_arguments(cfg, has_eval=False)
+    assert args.use_cpu is facts.use_cpu is True
+    assert args.device.type == facts.device == "cpu" and args.n_gpu == 0
+    assert args.bf16 is args.fp16 is False and not args.use_liger_kernel
+
+
+def test_inference_entry_point(pretend_gpu, monkeypatch):
+    """Commands without a train config: the GPU when present, or the device they are given."""
+    from lmforge.config.model import ModelConfig
+    from lmforge.training.device import for_inference, inference_device
+
+    model = ModelConfig(path="x")
+    assert inference_device() == "cuda"
+    gpu = for_inference(model)
+    assert gpu.on_gpu and gpu.dtype == "bfloat16" and gpu.attention == "flash_attention_2"
+    cpu = for_inference(model, device="cpu")
+    assert not cpu.on_gpu and cpu.dtype == "float32" and cpu.attention is None
+
+
+def test_the_cpu_only_model_load_uses_the_facts(tiny_model_dir, tmp_path, hf_imported,
+                                                pretend_gpu):
+    """The training load (prepare_model) on a "GPU machine" with use_cpu: float32 weights and
+    no flash-attention, although inference facts on the same machine would choose both."""
+    import torch
+
+    from lmforge.config import validate
+    from lmforge.training.trainer import prepare_model
+
+    cfg = validate({"stage": "sft", "model": {"path": str(tiny_model_dir)},
+                    "adapter": {"type": "full"},
+                    "train": {"output_dir": str(tmp_path), "use_cpu": True}})
+    model = prepare_model(cfg, None)
+    assert model.dtype == torch.float32
+    assert model.config._attn_implementation != "flash_attention_2"
+
+
+def _calls(tree, name):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and getattr(n.func, "id", getattr(n.func, "attr", None)) == name]
+
+
+def test_gpu_decided_in_one_place_and_training_loads_pass_the_facts():
+    """Only training/device.py asks torch whether CUDA is available for a decision (the others:
+    emptying caches, saving CUDA RNG state, which are no decisions), and every load_model call in
+    the training runtime and the stage recipes passes the run's facts."""
+    housekeeping = {"sweep/trial.py", "eval/cli_eval.py", "rl/state.py"}
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if rel != "training/device.py" and rel not in housekeeping:
+            assert "cuda.is_available" not in text and "is_bf16_supported" not in text, rel
+        if rel.startswith(("training/", "stages/")):
+            for call in _calls(ast.parse(text), "load_model"):
+                assert any(k.arg == "facts" for k in call.keywords), f"{rel}:{call.lineno}"
