@@ -26,8 +26,9 @@ os.environ.setdefault("LMFORGE_CACHE", str(SYSTEM_TMP / "lmforge-test-cache"))
 # names lmforge and its tests have created in the temp directory (what a leak looks like)
 TEMP_PREFIXES = ("lmforge-", "fuzz-", "cfgfuzz-", "ovfuzz-", "build-")
 # caches libraries keep in $TMPDIR on purpose: torch's compile cache (made on importing deepspeed),
-# jieba's dictionary cache (Chinese ROUGE)
-LIBRARY_CACHES = ("torchinductor_", "jieba.cache")
+# jieba's dictionary cache (Chinese ROUGE), and multiprocessing's own directory of a forkserver
+# that lives until the interpreter exits (the kill/resume tests share one; Python removes it)
+LIBRARY_CACHES = ("torchinductor_", "jieba.cache", "pymp-")
 
 import pytest  # noqa: E402
 

@@ -34,9 +34,9 @@ def _digest(modules) -> str:
 
 def _driver(spec_file: str) -> None:
     """Run the spec's PPO config in this (torchrun) process; every rank writes its digest."""
+    from lmforge import stages
     from lmforge.config import validate
     from lmforge.rl import driver
-    from lmforge.stages import ppo
 
     spec = json.loads(Path(spec_file).read_text())
     seen = {}
@@ -48,7 +48,7 @@ def _driver(spec_file: str) -> None:
         return out
 
     driver.run_loop = recording
-    ppo.run(validate(spec["config"]))
+    stages.run(validate(spec["config"]))
     rank = int(os.environ.get("RANK", "0"))
     Path(f"{spec['results']}.rank{rank}").write_text(seen["digest"])
 

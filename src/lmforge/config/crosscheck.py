@@ -115,10 +115,11 @@ def as_validation_error(title: str, found: list[Problem]) -> ValidationError:
         for loc, message, value in found])
 
 
-def raw_problems(tree: dict) -> list[Problem]:
+def raw_problems(tree: dict, run_cls: type[BaseModel]) -> list[Problem]:
     """``problems`` for a raw config tree that failed validation elsewhere: each section is
-    validated alone, the invalid ones skipped."""
-    from lmforge.config.run import RunConfig
+    validated alone (with its class from ``run_cls``, the RunConfig: passed in, since run.py
+    imports this module), the invalid ones skipped."""
+    RunConfig = run_cls  # noqa: N806
 
     if not isinstance(tree, dict):
         return []

@@ -138,7 +138,7 @@ def validate(tree: dict[str, Any]) -> RunConfig:
         if not any(e["type"] in crosscheck.TYPES for e in exc.errors()):
             # a section failed, so RunConfig's cross-section check did not run: run it on the
             # sections that are valid, so that every problem is reported at once
-            found = crosscheck.raw_problems(tree)
+            found = crosscheck.raw_problems(tree, RunConfig)
             if found:
                 extra = crosscheck.as_validation_error("RunConfig", found)
                 lines += [line for line in format_errors(extra, RunConfig) if line not in lines]
