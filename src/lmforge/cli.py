@@ -24,7 +24,8 @@ def _command_modules() -> dict[str, object]:
     return dict(sorted(mods.items()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
+    """The parser; ``commands``, when given, receives each command's sub-parser by name."""
     parser = argparse.ArgumentParser(
         prog="lmforge", description="Fine-tune causal language models from one config file.")
     parser.add_argument("--version", action="version", version=f"lmforge {__version__}")
@@ -36,15 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show tracebacks on errors")
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
+        if commands is not None:
+            commands[name] = p
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lmforge.commands._runargs import extract_overrides
+    from lmforge.commands._runargs import extract_overrides, value_options
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv, overrides = extract_overrides(argv)
-    parser = build_parser()
+    commands: dict[str, argparse.ArgumentParser] = {}
+    parser = build_parser(commands)
+    # overrides (key=value, --D.key=value, --M.key=value) are taken out before argparse sees
+    # them; the chosen command's options that take a value keep theirs
+    name = next((tok for tok in argv if not tok.startswith("-")), None)
+    argv, overrides = extract_overrides(
+        argv, value_options(commands[name]) if name in commands else frozenset())
     args = parser.parse_args(argv)
     args.overrides = overrides
     if not getattr(args, "_run", None):

@@ -16,12 +16,12 @@ import json
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, write_jsonl
 
 TOY = str(REPO / "examples/data/toy_train.jsonl")
 
 
-def _cfg(model_dir, out, **train):
+def _cfg(model_dir, out, data=TOY, **train):
     from lmforge.config import validate
 
     t = {"output_dir": str(out), "max_steps": 5, "save_steps": 2, "batch_size": 4,
@@ -30,7 +30,8 @@ def _cfg(model_dir, out, **train):
     t.update(train)
     return validate({"stage": "sft", "model": {"path": str(model_dir)},
                      "adapter": {"type": "full"},
-                     "data": {"train": TOY, "format": "alpaca", "max_length": 48}, "train": t})
+                     "data": {"train": str(data), "format": "alpaca", "max_length": 48},
+                     "train": t})
 
 
 def _weights(path):
@@ -47,22 +48,33 @@ def _metrics(out) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def test_resume_auto_on_a_finished_run_trains_nothing_more(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("how, steps", [
+    ({"max_steps": 5}, 5),  # ends mid-epoch
+    ({"max_steps": -1, "epochs": 2}, 6),  # 3 steps an epoch: ends at an epoch's end
+    ({"max_steps": -1, "epochs": 1.5}, 5),  # ends inside the second epoch
+])
+def test_resume_auto_on_a_finished_run_trains_nothing_more(tiny_model_dir, tmp_path, how,
+                                                           steps):
     from lmforge.stages import run
     from lmforge.training.checkpoints import checkpoint_dirs
 
+    rows = [{"instruction": f"Name colour {i}.", "input": "", "output": "red green blue"[i:]}
+            for i in range(12)]
+    data = write_jsonl(tmp_path / "train.jsonl", rows) if "epochs" in how else TOY
     out = tmp_path / "run"
-    first = run(_cfg(tiny_model_dir, out))
+    first = run(_cfg(tiny_model_dir, out, data, **how))
     before, loss = _weights(out), first.metrics["train_loss"]
-    assert first.metrics["global_step"] == 5 and "resumed_from_step" not in first.metrics
+    saved = [p.name for p in checkpoint_dirs(out)]
+    assert first.metrics["global_step"] == steps and "resumed_from_step" not in first.metrics
+    assert saved[-1] == f"checkpoint-{steps}"
     for _ in range(2):  # every re-run used to add a step
-        again = run(_cfg(tiny_model_dir, out, resume="auto"))
-        assert again.metrics["global_step"] == 5
-        assert [p.name for p in checkpoint_dirs(out)] == ["checkpoint-2", "checkpoint-4",
-                                                           "checkpoint-5"]
+        again = run(_cfg(tiny_model_dir, out, data, resume="auto", **how))
+        assert again.metrics["global_step"] == steps
+        assert [p.name for p in checkpoint_dirs(out)] == saved
         assert _max_diff(_weights(out), before) == 0.0
         m = _metrics(out)
-        assert m["resumed_from_step"] == 5 and m["train_loss"] == pytest.approx(loss, abs=1e-9)
+        assert m["resumed_from_step"] == steps
+        assert m["train_loss"] == pytest.approx(loss, abs=1e-9)
 
 
 def test_resumed_run_reports_the_whole_runs_train_loss(tiny_model_dir, tmp_path):

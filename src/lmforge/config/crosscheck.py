@@ -6,7 +6,9 @@ config error at once:
 - AdaLoRA's rank schedule (tinit, tfinal, total_step) against the run length, when it is known
   from the config (``adapter.total_step`` or ``train.max_steps``; otherwise
   ``model.schedule.AdaLoraSchedule`` checks it at train start with the same function);
-- ppo/grpo: data.max_length must leave room for a prompt next to the generated tokens.
+- ppo/grpo: data.max_length must leave room for a prompt next to the generated tokens;
+  raw-text prompts (``<stage>.prompt_template: raw``) are not rendered with the chat template, so
+  a default system prompt (``data.system``) has nowhere to go.
 
 A problem is (location, message, value; None: no value to show); ``as_validation_error`` turns problems into pydantic's
 ValidationError so that config/report.py formats them like the others.
@@ -99,12 +101,22 @@ def _prompt_room(stage: str, data, method) -> list[Problem]:
              f"lower {stage}.max_new_tokens, or set data.max_source_length", None)]
 
 
+def _raw_prompts(stage: str, data, method) -> list[Problem]:
+    if getattr(method, "prompt_template", None) != "raw" or data is None or \
+            not is_set(data, "system"):
+        return []
+    return [(("data", "system"), f"not used: {stage}.prompt_template is raw (the model continues "
+             "the prompt text; no chat template renders a system prompt); remove data.system or "
+             f"set {stage}.prompt_template: chat", data.system)]
+
+
 def problems(stage: str, sections: dict[str, BaseModel | None]) -> list[Problem]:
     """Every cross-section problem of a config given as its (validated) sections; a section that
     failed validation is passed as None and skipped (its own errors are reported)."""
     out = unhonoured(stage, sections)
     out += _adalora(sections.get("adapter"), sections.get("train"))
     out += _prompt_room(stage, sections.get("data"), sections.get(stage))
+    out += _raw_prompts(stage, sections.get("data"), sections.get(stage))
     return out
 
 

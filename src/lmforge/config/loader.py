@@ -2,8 +2,10 @@
 
 Order: the run file (if any) is the base; the data file and the model file are merged onto it and
 may not set the same key (that would be ambiguous: it is reported). ``--D.a.b=v`` edits the data
-file's keys before merging, ``--M.a.b=v`` the model file's, ``a.b=v`` the merged result. Values are
-YAML scalars, so ``1e-4``, ``true`` and ``[q_proj, v_proj]`` work.
+file's keys before merging, ``--M.a.b=v`` the model file's, ``a.b=v`` the merged result; a
+top-level key works the same (``stage=dpo``; ``adapter={type: lora, r: 8}`` replaces the block).
+Values are YAML, so ``1e-4``, ``true``, ``[q_proj, v_proj]`` and ``{type: lora}`` work. A key
+given twice in one mapping of a file is an error naming both lines (PyYAML would keep the last).
 """
 
 from __future__ import annotations
@@ -36,8 +38,54 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping gives the same key twice (YAML says keys are unique; PyYAML keeps the last).
+    ``found`` holds (dotted key, first line, second line), lines 1-based, all of them at once."""
+
+    def __init__(self, found: list[tuple[str, int, int]]):
+        self.found = found
+        super().__init__("; ".join(f"key '{k}' given twice (lines {a} and {b})"
+                                   for k, a, b in found))
+
+    def lines(self, where: str) -> list[str]:
+        return [f"{where}:{b}: key '{k}' is given twice (first at line {a}); keep one of them"
+                for k, a, b in self.found]
+
+
+def _construct_mapping(self, node, deep=False):
+    # record duplicate keys (with both line numbers) before PyYAML keeps only the last one;
+    # '<<' merge keys may repeat keys on purpose and are left to PyYAML
+    if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    self.duplicates.append((str(key), seen[key], line))
+                else:
+                    seen[key] = line
+            except TypeError:  # an unhashable key: PyYAML reports it itself
+                continue
+    return yaml.SafeLoader.construct_mapping(self, node, deep=deep)
+
+
+_Loader.construct_mapping = _construct_mapping
+
+
 def yaml_load(text: str):
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    """YAML 1.2 floats; a key given twice in one mapping raises DuplicateKeyError."""
+    loader = _Loader(text)
+    loader.duplicates = []
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise DuplicateKeyError(sorted(set(loader.duplicates), key=lambda d: d[2]))
+    return data
 
 
 def read_yaml(path: str | os.PathLike, role: str = "config") -> dict[str, Any]:
@@ -50,6 +98,8 @@ def read_yaml(path: str | os.PathLike, role: str = "config") -> dict[str, Any]:
         raw = p.read_bytes()
         line = raw[:exc.start].count(b"\n") + 1
         raise ConfigError(f"{p}:{line}: not valid UTF-8 ({exc.reason})") from None
+    except DuplicateKeyError as exc:
+        raise ConfigError(exc.lines(str(p))) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -113,6 +113,12 @@ class _RLCommon(Section):
     reward_model_weight: float = Field(1.0, description="weight of the reward model's score")
     reward_paths: list[str] = Field(default_factory=list, description="extra directories searched "
                                     "for reward modules (the working directory always is)")
+    prompt_template: Literal["chat", "raw"] = Field(
+        "chat", description="chat: each prompt is rendered with the run's chat template and a "
+        "generation prompt, and a completion ends at the end-of-turn token (an assistant "
+        "answer); raw: the prompt is the row's text as it is, which the model continues (no "
+        "template: a completion of the text itself, as a base model writes it; it ends at EOS "
+        "or max_new_tokens). Raw prompts are one text: no system prompt, no history")
     max_new_tokens: int = Field(64, ge=1, description="tokens generated per completion")
     temperature: float = Field(1.0, gt=0, description="sampling temperature")
     top_k: int = Field(0, ge=0, description="top-k sampling (0: off)")

@@ -149,17 +149,29 @@ def _message(m: Any, i: int, where: str, key: str, columns: dict) -> dict[str, s
     return {"role": table[name], "content": content}
 
 
+def is_chat(value: Any) -> bool:
+    """A list of message objects (TRL's "conversational" form of a column)."""
+    return (isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+            and any(k in value[0] for k in ("role", "from")))
+
+
+def message_list(raw: list, where: str, key: str, columns: dict) -> tuple[str | None, list]:
+    """(leading system message, the other messages) of a list of message objects."""
+    msgs = [_message(m, i, where, key, columns) for i, m in enumerate(raw)]
+    if msgs and msgs[0]["role"] == "system":
+        return msgs[0]["content"], msgs[1:]
+    return None, msgs
+
+
 def parse_messages(row: dict, columns: dict, where: str) -> tuple[str | None, list[dict], str]:
     """(system, user/assistant messages, the column they came from), not yet turn-checked."""
     key = columns.get("messages", "messages")
     if key not in row and "messages" not in columns:
         key = "conversations" if "conversations" in row else key
     raw = field_value(row, key, {}, where, kind=list)
-    msgs = [_message(m, i, where, key, columns) for i, m in enumerate(raw)]
+    inline, msgs = message_list(raw, where, key, columns)
     system = field_value(row, "system", columns, where, required=False, allow_empty=True)
-    if msgs and msgs[0]["role"] == "system":
-        system, msgs = msgs[0]["content"], msgs[1:]
-    return system, msgs, key
+    return inline or system, msgs, key
 
 
 def from_messages(row: dict, columns: dict, where: str, default_system: str | None = None):
@@ -185,6 +197,31 @@ def check_turns(msgs: list[dict], where: str, key: str, last: str = "assistant")
             raise bad_row(where, f"turn {i}: empty {m['role']} message", key)
 
 
+def from_prompt_completion(row: dict, columns: dict, where: str,
+                           default_system: str | None = None):
+    """TRL's prompt-completion rows: both strings (a user turn and the answer), or both lists of
+    messages (the prompt ends with the user, the completion holds the assistant's answer)."""
+    pkey, ckey = columns.get("prompt", "prompt"), columns.get("completion", "completion")
+    prompt = field_value(row, "prompt", columns, where, kind=(str, list))
+    completion = field_value(row, "completion", columns, where, kind=(str, list))
+    system = field_value(row, "system", columns, where, required=False, allow_empty=True)
+    if isinstance(prompt, str) and isinstance(completion, str):
+        msgs = _history(row, columns, where) + _turn(prompt, completion)
+        return Conversation(_with_system(system or default_system, msgs), _origin(row, columns),
+                            where)
+    if isinstance(prompt, str) or isinstance(completion, str):
+        raise bad_row(where, "and the completion must both be strings or both be lists of "
+                             "messages", pkey)
+    inline, head = message_list(prompt, where, pkey, columns)
+    extra, tail = message_list(completion, where, ckey, columns)
+    if extra is not None:
+        raise bad_row(where, "item 0: a system message belongs in the prompt", ckey)
+    check_turns(head, where, pkey, last="user")
+    check_turns(head + tail, where, ckey)
+    return Conversation(_with_system(inline or system or default_system, head + tail),
+                        _origin(row, columns), where)
+
+
 def from_text(row: dict, columns: dict, where: str, default_system: str | None = None):
     return Text(field_value(row, "text", columns, where), where, _origin(row, columns))
 
@@ -192,6 +229,7 @@ def from_text(row: dict, columns: dict, where: str, default_system: str | None =
 CONVERTERS: dict[str, Callable[..., Any]] = {
     "alpaca": from_alpaca,
     "prompt_response": from_prompt_response,
+    "prompt_completion": from_prompt_completion,
     "messages": from_messages,
     "text": from_text,
 }
@@ -199,6 +237,7 @@ CONVERTERS: dict[str, Callable[..., Any]] = {
 FORMAT_COLUMNS: dict[str, set[str]] = {
     "alpaca": {"instruction", "input", "output", "system", "history", "origin"},
     "prompt_response": {"prompt", "response", "system", "history", "origin"},
+    "prompt_completion": {"prompt", "completion", "system", "history", "origin", *TAG_KEYS},
     "messages": {"messages", "system", "origin", *TAG_KEYS},
     "text": {"text", "origin"},
 }

@@ -56,9 +56,13 @@ def _key(name: str, columns: dict) -> str:
 
 
 def answer_text(value: Any, where: str, key: str) -> str:
-    """An answer: a string, an assistant message, or a list of messages ending with one."""
-    if isinstance(value, list) and value:
-        value = value[-1]
+    """An answer: a string, an assistant message, or a list holding one assistant message."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    elif isinstance(value, list):
+        raise bad_row(where, f"must be one assistant message, got a list of {len(value)} (a "
+                             "full conversation belongs in chosen and rejected without a prompt "
+                             "column: the prompt is then their shared beginning)", key)
     if isinstance(value, dict):
         role = value.get("role", value.get("from"))
         if role not in _ASSISTANT:
@@ -102,7 +106,43 @@ def _margin(row: dict, columns: dict, where: str) -> float | None:
     return number
 
 
+def _implicit(row: dict, columns: dict) -> bool:
+    """chosen and rejected are whole conversations whose shared beginning is the prompt (most
+    Hub preference sets); a prompt column is then ignored unless it is a message list too
+    (trl's ``maybe_extract_prompt`` rule)."""
+    chosen, rejected = row.get(_key("chosen", columns)), row.get(_key("rejected", columns))
+    if not (formats.is_chat(chosen) and formats.is_chat(rejected)):
+        return False
+    if len(chosen) == 1 and len(rejected) == 1:
+        return False
+    return prompt_kind(row, columns) is None or not formats.is_chat(
+        row.get(_key("prompt", columns)))
+
+
+def _extract(row: dict, columns: dict, where: str, default_system: str | None):
+    from trl.data_utils import extract_prompt
+
+    ckey, rkey = _key("chosen", columns), _key("rejected", columns)
+    system, chosen = formats.message_list(row[ckey], where, ckey, columns)
+    rejected = formats.message_list(row[rkey], where, rkey, columns)[1]
+    split = extract_prompt({"chosen": chosen, "rejected": rejected})
+    prompt, answers = split["prompt"], (split["chosen"], split["rejected"])
+    for key, answer in zip((ckey, rkey), answers):
+        if len(answer) != 1 or answer[0]["role"] != "assistant":
+            raise bad_row(where, "must be the same conversation as the other answer but for "
+                                 "one final assistant message (their shared beginning is the "
+                                 f"prompt; here {len(answer)} messages follow it)", key)
+    formats.check_turns(prompt, where, ckey, last="user")
+    system = system or default_system
+    head = ({"role": "system", "content": system},) if system else ()
+    return PreferenceExample(head + tuple(prompt), answer_text(answers[0], where, ckey),
+                             answer_text(answers[1], where, rkey), _margin(row, columns, where),
+                             where)
+
+
 def from_preference(row: dict, columns: dict, where: str, default_system: str | None = None):
+    if _implicit(row, columns):
+        return _extract(row, columns, where, default_system)
     chosen, rejected = _answers(row, columns, where)
     rest = {k: v for k, v in row.items() if k != _key("output", columns)}
     return PreferenceExample(prompt_messages(rest, columns, where, default_system), chosen,

@@ -48,8 +48,14 @@ def prompt_messages(row: dict, columns: dict, where: str,
         names = ", ".join(_key(k, columns) for k in ("messages", "prompt", "instruction"))
         raise bad_row(where, f"has no prompt (expected one of: {names}; map yours with "
                              "data.columns)", _key("prompt", columns))
-    if kind == "messages":
-        system, msgs, key = formats.parse_messages(row, columns, where)
+    key = _key("prompt", columns)
+    if kind == "messages" or kind == "prompt" and isinstance(row.get(key), list):
+        if kind == "messages":
+            system, msgs, key = formats.parse_messages(row, columns, where)
+        else:  # TRL's conversational prompt: a list of messages
+            system, msgs = formats.message_list(row[key], where, key, columns)
+            system = system or formats.field_value(row, "system", columns, where,
+                                                   required=False, allow_empty=True)
         formats.check_turns(msgs, where, key, last="user")
         system = system or default_system
         return tuple(([{"role": "system", "content": system}] if system else []) + msgs)
@@ -111,6 +117,35 @@ def strip_auto_bos(text: str, tokenizer) -> str:
 
 def prompt_text(messages, template: str, tokenizer) -> str:
     return render_prompt(list(messages), template, tokenizer)
+
+
+def raw_prompt_text(messages, tokenizer, where: str = "") -> str:
+    """A raw-text prompt (``prompt_template: raw``): the row's single user text, which the model
+    continues, with the BOS the tokenizer would add itself (the ids are taken without special
+    tokens, like rendered prompts). A system prompt or earlier turns have no raw form."""
+    msgs = list(messages)
+    if len(msgs) != 1 or msgs[0].get("role") != "user":
+        roles = ", ".join(str(m.get("role")) for m in msgs)
+        raise bad_row(where or "row", f"a raw prompt is one text; this row is a chat ({roles}): "
+                      "remove its system prompt and history, or use prompt_template: chat")
+    text = str(msgs[0]["content"])
+    bos = getattr(tokenizer, "bos_token", None)
+    ids = tokenizer("a")["input_ids"] if bos else []
+    return bos + text if ids and ids[0] == tokenizer.bos_token_id else text
+
+
+def turn_template(style: str, template: str | None) -> str | None:
+    """The template whose end-of-turn token ends a ppo/grpo completion: none for raw prompts
+    (a continuation ends at EOS or the token limit)."""
+    return None if style == "raw" else template
+
+
+def rl_prompt_text(example, style: str, template: str, tokenizer) -> str:
+    """The prompt of a ppo/grpo example as the policy sees it: rendered with the chat template
+    (style ``chat``) or the raw text it continues (``raw``)."""
+    if style == "raw":
+        return raw_prompt_text(example.messages, tokenizer, example.where)
+    return prompt_text(example.messages, template, tokenizer)
 
 
 def _register() -> None:

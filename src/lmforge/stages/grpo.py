@@ -1,6 +1,7 @@
 """Stage ``grpo``: group relative policy optimisation on trl's GRPOTrainer.
 
-Prompts (``data.format: prompt``) are rendered with the run's chat template; every other column of
+Prompts (``data.format: prompt``) are rendered with the run's chat template, or taken as raw text
+that the model continues (``grpo.prompt_template: raw``); every other column of
 a row reaches the reward functions as a keyword argument (trl's convention:
 ``f(prompts, completions, completion_ids, **columns) -> list[float]``). Rewards come from
 ``grpo.reward_functions`` (built-ins from lmforge.rewards or ``module:function``) and/or a reward
@@ -81,12 +82,13 @@ def prompt_dataset(examples: list, texts: list[str], tokenizer):
 
 def prompt_datasets(cfg: RunConfig, splits: dict, tokenizer, template: str):
     """({split: prompt dataset}, {split: pre-flight statistics}) for the splits with examples."""
-    from lmforge.data.prompts import prompt_text
+    from lmforge.data.prompts import rl_prompt_text
 
+    style = cfg.method().prompt_template
     datasets, stats = {}, {}
     for split, examples in splits.items():
         if examples:
-            texts = [prompt_text(e.messages, template, tokenizer) for e in examples]
+            texts = [rl_prompt_text(e, style, template, tokenizer) for e in examples]
             texts, stats[split] = prompt_stats(cfg, examples, texts, tokenizer)
             datasets[split] = prompt_dataset(examples, texts, tokenizer)
     log.info("prompts: %s", stats)
@@ -97,7 +99,7 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from trl import GRPOTrainer
 
     from lmforge.data.preference_data import load_examples
-    from lmforge.data.prompts import PromptExample
+    from lmforge.data.prompts import PromptExample, turn_template
     from lmforge.rewards.combine import configured_rewards, reward_weights
     from lmforge.training import common
     from lmforge.training import preference_common as pc
@@ -109,7 +111,8 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     args = build_args(cfg, evals is not None, reward_weights(m))
     rewards = configured_rewards(m, args.device)
     policy, _ = pc.policy_and_reference(cfg, tokenizer, need_reference=False)
-    policy.generation_config.eos_token_id = common.end_of_turn_ids(tokenizer, template)
+    ends = turn_template(m.prompt_template, template)  # raw prompts end at EOS
+    policy.generation_config.eos_token_id = common.end_of_turn_ids(tokenizer, ends)
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
     counts = common.log_parameters(policy)
     datasets, stats = prompt_datasets(cfg, {"train": train, "eval": evals}, tokenizer, template)

@@ -37,8 +37,9 @@ def build_args(cfg: RunConfig, has_eval: bool):
 
 
 def load_prompt_sets(cfg: RunConfig, tokenizer, template: str):
-    """(train, eval or None, stats): prompts rendered with the template and tokenized."""
-    from lmforge.data.prompts import PromptExample, prompt_text
+    """(train, eval or None, stats): prompts rendered with the template (or raw text, with
+    ppo.prompt_template: raw) and tokenized."""
+    from lmforge.data.prompts import PromptExample, rl_prompt_text
     from lmforge.rl.driver import PromptSet, prompt_stats, tokenize_prompts
     from lmforge.data.preference_data import load_examples
 
@@ -49,7 +50,8 @@ def load_prompt_sets(cfg: RunConfig, tokenizer, template: str):
         if not examples:
             sets.append(None)
             continue
-        texts = [prompt_text(e.messages, template, tokenizer) for e in examples]
+        texts = [rl_prompt_text(e, cfg.method().prompt_template, template, tokenizer)
+                 for e in examples]
         ids, truncated = tokenize_prompts(texts, tokenizer, max_prompt)
         stats[name] = prompt_stats(examples, ids, truncated)
         sets.append(PromptSet(ids, texts, [e.extras for e in examples]))
@@ -123,6 +125,7 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.rl.driver import run_loop
     from lmforge.rl.events import LoopEvents
     from lmforge.rl.ppo import PPO
+    from lmforge.data.prompts import turn_template
     from lmforge.training import common
     from lmforge.training.preference_common import flat_stats, prepare
 
@@ -140,7 +143,8 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     updates = total * m.ppo_epochs * math.ceil(cfg.train.batch_size / mini)
     optimizer, scheduler = _optimizer(args, [policy, head, backbone], updates)
     ppo = PPO(policy, head, tokenizer, rewards, m, optimizer, scheduler, args.device,
-              common.end_of_turn_ids(tokenizer, template), cfg.train.max_grad_norm, mini,
+              common.end_of_turn_ids(tokenizer, turn_template(m.prompt_template, template)),
+              cfg.train.max_grad_norm, mini,
               ref_policy=reference, critic_backbone=backbone, seed=cfg.train.seed)
     history, seconds = run_loop(ppo, train, evals, cfg, out, total,
                                 common.resume_checkpoint(cfg), cfg.eval.max_samples, events)

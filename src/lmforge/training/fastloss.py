@@ -132,6 +132,9 @@ def _adapter_extra(inner):
     if forward is BaseTuner.forward:  # LoRA, DoRA, QLoRA, ...: the base model's loss unchanged
         return None
     if forward is AdaLoraModel.forward:
+        if any(p.ndim == 1 and p.numel() == 0  # 1-D empty: a ZeRO-3 shard (not a pruned rank)
+               for n, p in inner.named_parameters() if "lora_" in n):
+            raise Unsupported("AdaLoRA's regulariser needs the ZeRO-3 shards gathered")
         return adalora_regulariser
     raise Unsupported(f"the {type(inner.base_model).__name__} adapter changes the loss")
 
@@ -149,7 +152,7 @@ def adalora_regulariser(model):
     for n, p in tuner.model.named_parameters():
         if ("lora_A" in n or "lora_B" in n) and name in n:
             if p.shape == torch.Size([0]):  # a ZeRO-3 shard: peft gathers it, we do not
-                raise Unsupported("AdaLoRA's regulariser needs gathered ZeRO-3 parameters")
+                raise Unsupported("AdaLoRA's regulariser needs the ZeRO-3 shards gathered")
             cov = p @ p.T if "lora_A" in n else p.T @ p
             eye = torch.eye(*cov.size(), out=torch.empty_like(cov))
             eye.requires_grad = False
