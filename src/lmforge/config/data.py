@@ -8,8 +8,8 @@ from pydantic import Field, field_validator, model_validator
 
 from lmforge.config.base import Section
 
-DataFormat = Literal["alpaca", "prompt_response", "messages", "text", "python", "preference",
-                     "kto", "prompt"]
+DataFormat = Literal["auto", "alpaca", "prompt_response", "prompt_completion", "messages", "text",
+                     "python", "preference", "kto", "prompt"]
 
 
 class SourceSpec(Section):
@@ -39,7 +39,9 @@ class DataConfig(Section):
                                   "{path, weight, samples}; with data.registry, dataset names")
     eval: Sources | float | None = Field(None, description="evaluation data, or a fraction "
                                          "(0 < f < 1) split off data.train with data.seed")
-    format: DataFormat = Field("alpaca", description="row format of the sources")
+    format: DataFormat = Field("auto", description="row format of the sources; auto: told from "
+                               "the columns of each source's first rows and the stage (the "
+                               "pre-flight log says which; ambiguous columns are an error)")
     columns: dict[str, str] = Field(default_factory=dict, description="rename columns: "
                                     "{canonical_name: name_in_your_file}; for messages also "
                                     "role_tag, content_tag, user_tag, assistant_tag, system_tag")

@@ -93,16 +93,14 @@ def choose(rows: list[tuple[str, dict]], stage: str, columns: dict, label: str) 
     allowed = STAGE_FORMATS.get(stage, SFT_FORMATS)
     agreed: set[str] | None = None
     first: dict[str, str] = {}  # format set -> first row with it (for the disagreement message)
+    unfit = None  # the first row that fits no format of the stage (an invalid row, probably)
     for where, row in rows:
         fits = row_formats(row, columns)
         fits = {"prompt"} & fits if stage in ("ppo", "grpo") else fits - {"prompt"}
         usable = fits & set(allowed)
         if not usable:
-            other = sorted(fits) or ["none"]
-            err = bad_row(where, f"data.format auto: stage {stage} reads "
-                                 f"{' or '.join(NEEDS[f] for f in allowed)}; this row has columns "
-                                 f"{_columns_of(row)} (fits: {', '.join(other)})")
-            raise _hinted(err, _hint(stage))
+            unfit = unfit or (where, row, fits)
+            continue
         first.setdefault(" / ".join(sorted(usable)), where)
         agreed = usable if agreed is None else agreed & usable
         if not agreed:
@@ -111,8 +109,14 @@ def choose(rows: list[tuple[str, dict]], stage: str, columns: dict, label: str) 
                             label, hint="give each format its own file with its own format "
                             "(data.train: [{path: ..., format: ...}]), or set data.format")
     if agreed is None:
-        raise DataError("data.format auto: no valid row to tell the format from", label,
-                        hint=_hint(stage))
+        if unfit is None:
+            raise DataError("data.format auto: no valid row to tell the format from", label,
+                            hint=_hint(stage))
+        where, row, fits = unfit
+        err = bad_row(where, f"data.format auto: stage {stage} reads "
+                             f"{' or '.join(NEEDS[f] for f in allowed)}; this row has columns "
+                             f"{_columns_of(row)} (fits: {', '.join(sorted(fits)) or 'none'})")
+        raise _hinted(err, _hint(stage))
     if len(agreed) > 1:
         names = ", ".join(f"{f} ({NEEDS[f]})" for f in sorted(agreed))
         raise DataError(f"data.format auto: the columns fit several formats: {names}", label,

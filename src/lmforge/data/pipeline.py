@@ -16,10 +16,10 @@ from typing import Any, Callable
 from lmforge.config.run import RunConfig
 from lmforge.data import cache, checks, mixing
 from lmforge.data.encode import IGNORE, Encoded, Settings, encode_conversation, encode_text
-from lmforge.data.formats import converter
-from lmforge.data.plan import SourcePlan, resolve
+from lmforge.data.plan import resolve
+from lmforge.data.read import read_source  # noqa: F401 - re-exported (eval reads one file)
 from lmforge.data.render import TemplateRenderError
-from lmforge.data.sources import bad_row, iter_rows
+from lmforge.data.sources import bad_row
 from lmforge.data.types import Conversation, Text
 from lmforge.errors import ConfigError, DataError
 
@@ -53,27 +53,13 @@ class Splits:
     train: list
     eval: list | None
     skipped: dict = field(default_factory=dict)  # split -> invalid rows skipped
+    unused: dict = field(default_factory=dict)  # split -> {reason: rows the stage cannot use}
 
 
 def _keep_or_raise(exc: DataError, skip: bool, counter: list[int]) -> None:
     if not skip:
         raise exc
     counter[0] += 1
-
-
-def read_source(cfg: RunConfig, plan: SourcePlan, counter: list[int]) -> list:
-    """Every valid example of one source; invalid rows raise or are counted (skip_invalid)."""
-    convert = converter(plan.format, plan.columns if plan.check_columns else {})
-    out = []
-    for where, row in iter_rows(plan.path):
-        if isinstance(row, DataError):
-            _keep_or_raise(row, cfg.data.skip_invalid, counter)
-            continue
-        try:
-            out.append(convert(row, plan.columns, where, cfg.data.system))
-        except DataError as exc:
-            _keep_or_raise(exc, cfg.data.skip_invalid, counter)
-    return out
 
 
 def _from_class(cfg: RunConfig) -> tuple[list, list, dict]:
@@ -106,17 +92,17 @@ def load_examples(cfg: RunConfig) -> Splits:
     if not plans:
         raise ConfigError("data.train: required key is missing (a file, a list of files, or "
                           "registry names)")
-    counters = {"train": [0], "eval": [0]}
-    parts = [read_source(cfg, p, counters["train"]) for p in plans]
+    counters, unused = {"train": [0], "eval": [0]}, {"train": {}, "eval": {}}
+    parts = [read_source(cfg, p, counters["train"], unused["train"]) for p in plans]
     evals = None
     if isinstance(data.eval, float):
         parts, evals = mixing.split_eval(parts, data.eval, data.seed)
     train = mixing.mix(parts, plans, data.seed)
     eval_plans = resolve(cfg, "eval")
     if eval_plans:
-        eval_parts = [read_source(cfg, p, counters["eval"]) for p in eval_plans]
+        eval_parts = [read_source(cfg, p, counters["eval"], unused["eval"]) for p in eval_plans]
         evals = mixing.mix(eval_parts, eval_plans, data.seed)
-    return Splits(train, evals, {k: v[0] for k, v in counters.items()})
+    return Splits(train, evals, {k: v[0] for k, v in counters.items()}, unused)
 
 
 def _encode_list(examples: list, tokenizer, template, settings: Settings, skip: bool):
@@ -191,7 +177,7 @@ def stop_ids(template, tokenizer) -> set[int]:
 
 
 def encode_split(cfg: RunConfig, examples: list, tokenizer, template, settings: Settings,
-                 skipped: int, name: str):
+                 skipped: int, name: str, unused: dict | None = None):
     import datasets
 
     columns, counts = encode_examples(examples, tokenizer, template, settings,
@@ -199,6 +185,7 @@ def encode_split(cfg: RunConfig, examples: list, tokenizer, template, settings: 
     ds = datasets.Dataset.from_dict(columns)
     stats = split_stats(cfg, columns, tokenizer, template, name)
     stats.update(counts, skipped_invalid=skipped + counts["skipped_invalid"])
+    stats.update({"unused": unused} if unused else {})
     checks.enforce(stats, name)
     return ds, stats
 
@@ -262,11 +249,13 @@ def build(cfg: RunConfig, tokenizer, template: str | None) -> BuiltData:
 
 def _encode(cfg, splits: Splits, tokenizer, template, settings) -> BuiltData:
     train, stats = encode_split(cfg, splits.train, tokenizer, template, settings,
-                                splits.skipped.get("train", 0), "train")
+                                splits.skipped.get("train", 0), "train",
+                                splits.unused.get("train"))
     eval_ds = None
     if splits.eval:
         eval_ds, stats["eval"] = encode_split(cfg, splits.eval, tokenizer, template, settings,
-                                              splits.skipped.get("eval", 0), "eval")
+                                              splits.skipped.get("eval", 0), "eval",
+                                              splits.unused.get("eval"))
     stats.update(_token_facts(tokenizer, template))
     log.info("train data: %s", checks.summary(stats))
     return BuiltData(train, eval_ds, splits.eval, stats)
@@ -282,7 +271,7 @@ def _token_facts(tokenizer, template) -> dict:
     return facts
 
 
-_COUNTS = ("zero_trained", "truncated", "dropped", "skipped_invalid", "split_documents")
+_COUNTS = ("zero_trained", "truncated", "dropped", "skipped_invalid", "split_documents", "unused")
 
 
 def _from_cache(cfg, hit, tokenizer, template, key: str) -> BuiltData:

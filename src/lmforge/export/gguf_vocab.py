@@ -104,9 +104,12 @@ def _special_ids(tokenizer, template: str | None) -> dict[str, int]:
     ids = {name: getattr(tokenizer, f"{name}_token_id", None)
            for name in ("bos", "eos", "unk", "pad")}
     if template:
-        from lmforge.data.templates import end_of_turn_id
+        from lmforge.data.templates import TemplateError, end_of_turn_id
 
-        ids["eot"] = end_of_turn_id(template, tokenizer)
+        try:
+            ids["eot"] = end_of_turn_id(template, tokenizer)
+        except TemplateError:  # a template lmforge cannot analyse: EOS alone ends turns
+            pass
     return {k: int(v) for k, v in ids.items() if v is not None}
 
 

@@ -48,11 +48,11 @@ def check_type(name: str) -> str:
     if name in TYPES:
         return name
     if name in K_QUANTS:
-        import gguf
+        from importlib.metadata import version
 
         raise GGUFExportError(
-            f"--gguf-type {name}: the gguf package ({gguf.__version__ if hasattr(gguf, '__version__') else 'installed'}) "
-            "cannot quantize to k-quants in Python",
+            f"--gguf-type {name}: the gguf package ({version('gguf')}) cannot quantize to "
+            "k-quants in Python",
             f"choose one of {', '.join(TYPES)} (q4_0/q5_0 are the smallest), or export f16 and "
             f"convert it with llama.cpp: llama-quantize model.gguf model-{name}.gguf "
             f"{name.upper()}")

@@ -115,14 +115,17 @@ def _matches(go: str, system: str | None, hf_text) -> bool:
 def translate(jinja_template: str | None, tokenizer, add_bos: bool = False,
               system: str | None = None) -> Translation:
     """The Go template, default system prompt and stop strings for ``jinja_template``."""
-    from lmforge.data.render import render_text
+    from lmforge.data.render import TemplateError, render_text
     from lmforge.data.templates import end_of_turn_text
 
     bos = getattr(tokenizer, "bos_token", None) or ""
     eos = getattr(tokenizer, "eos_token", None) or ""
     stops = []
     if jinja_template:
-        stops.append(end_of_turn_text(jinja_template, tokenizer))
+        try:
+            stops.append(end_of_turn_text(jinja_template, tokenizer))
+        except TemplateError:  # a template lmforge cannot analyse: EOS alone stops
+            pass
     stops = [s for s in dict.fromkeys(stops + [eos]) if s]
 
     def hf_text(messages):

@@ -17,7 +17,7 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.training import common
     from lmforge.stages.sft import train_lm
 
-    if cfg.data.format != "text":
+    if cfg.data.format not in ("text", "auto"):
         raise ConfigError(f"data.format: stage pt trains on raw text; use format 'text' (got "
                           f"'{cfg.data.format}'), or stage sft for conversations")
     common.setup_torch(cfg)

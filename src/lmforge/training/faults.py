@@ -236,7 +236,9 @@ def _finish_interrupted(trainer, stop: SignalStop) -> None:
     step = trainer.state.global_step
     last = Path(trainer.args.output_dir) / f"checkpoint-{step}"
     if verify(last, deep=False) is not None:  # the loop had ended before it saw the signal
-        trainer._save_checkpoint(trainer.model, trial=None)
+        from lmforge.training.compat import save_checkpoint
+
+        save_checkpoint(trainer)  # and on_save: rotation as after any other save
     signum = stop.signum or signal.SIGTERM  # another process got it
     name = signal.Signals(signum).name
     raise TrainingInterrupted(f"interrupted by {name} at step {step}; checkpoint saved: {last}",

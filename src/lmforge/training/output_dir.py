@@ -39,7 +39,10 @@ RUN_ENTRIES = (
     "added_tokens.json", "chat_template.jinja", "README.md", "metrics.json", "eval_metrics.json",
     "*_results.json", "trainer_state.json", "training_args.json", "loss.png", "data_stats.json",
     "env.json", "lmforge_*.json", "lmforge_config.yaml", "predictions.jsonl",
-    "base_predictions.jsonl")
+    "base_predictions.jsonl",
+    # a chained run's merged starting model (model/chain.py BASE_DIR) and its lock: made again
+    # from model.path after an overwrite
+    "base", ".base.lock")
 FINAL_MODEL = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors",
                "pytorch_model.bin", "adapter_model.bin")
 

@@ -1,0 +1,73 @@
+"""One source -> canonical examples: rows (``sources.py``), their format (``data.format``, or told
+from the first rows by ``detect.py`` for ``auto``), media refused, then the format's converter.
+
+A bad row raises, or with ``data.skip_invalid`` is counted; its hint names ``data.format`` (and
+what auto picked) and ``data.columns``. A source whose every row was skipped is an error with
+the count and the first reasons. Rows the stage cannot use (KTO rows labelled undesirable under
+sft) are counted with their reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lmforge.data import preference, prompts  # noqa: F401 - they register their formats
+from lmforge.data.detect import detect, media_error
+from lmforge.data.formats import converter
+from lmforge.data.plan import SourcePlan
+from lmforge.data.sources import iter_rows
+from lmforge.errors import DataError
+
+log = logging.getLogger(__name__)
+UNDESIRABLE = "KTO rows labelled undesirable (stage sft trains only the desirable answers)"
+_REASONS = 3
+
+
+def _hint(fmt: str, auto: bool) -> str:
+    how = f"read as '{fmt}'" + (" (data.format: auto picked it from the first rows)"
+                                if auto else "")
+    return (f"fix the row; or check data.format (this source is {how}) and map your column names "
+            "with data.columns; or set data.skip_invalid: true to skip such rows")
+
+
+def read_source(cfg, plan: SourcePlan, counter: list[int], unused: dict | None = None) -> list:
+    """Every valid example of one source; invalid rows raise or are counted in ``counter[0]``
+    (skip_invalid); rows the stage does not use are counted by reason in ``unused``."""
+    rows, fmt = iter_rows(plan.path), plan.format
+    auto = fmt == "auto"
+    if auto:
+        fmt, rows = detect(rows, cfg.stage, plan.columns, plan.label)
+        if fmt:
+            log.info("%s: data.format auto: read as '%s'", plan.label, fmt)
+    convert = converter(fmt, plan.columns if plan.check_columns else {}) if fmt else None
+    out, skipped, not_used, reasons = [], 0, 0, []
+    for where, row in rows:
+        error = row if isinstance(row, DataError) else media_error(row, where, plan.columns)
+        if error is None:
+            try:
+                example = convert(row, plan.columns, where, cfg.data.system)
+            except DataError as exc:
+                error = exc
+        if error is not None:
+            if error.hint == DataError.default_hint:
+                error.hint = _hint(fmt or plan.format, auto)
+            if not cfg.data.skip_invalid:
+                raise error
+            counter[0] += 1
+            skipped += 1
+            if len(reasons) < _REASONS:
+                reasons.append(error.message)
+            continue
+        if cfg.stage == "sft" and getattr(example, "label", True) is False:
+            not_used += 1
+            continue
+        out.append(example)
+    if not_used:
+        log.warning("%s: %d %s are not used", plan.label, not_used, UNDESIRABLE)
+        if unused is not None:
+            unused[UNDESIRABLE] = unused.get(UNDESIRABLE, 0) + not_used
+    if not out and skipped:
+        raise DataError(f"has no usable rows: all {skipped} rows are invalid and were skipped "
+                        f"(data.skip_invalid: true); the first: {'; '.join(reasons)}",
+                        plan.label, hint=_hint(fmt or plan.format, auto))
+    return out
