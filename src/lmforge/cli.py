@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         argv, value_options(commands[name]) if name in commands else frozenset())
     args = parser.parse_args(argv)
     args.overrides = overrides
+    from lmforge.utils import quiet
+
+    quiet.apply(debug=getattr(args, "debug", False))  # third-party noise off unless --debug
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0

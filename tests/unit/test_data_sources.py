@@ -91,9 +91,9 @@ def test_invalid_utf8_and_csv_lines(tmp_path):
 def test_missing_file_and_unsupported_type(tmp_path):
     with pytest.raises(DataError, match="not found"):
         load_examples(cfg_for(tmp_path, train=str(tmp_path / "nope.jsonl")))
-    (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(DataError, match="unsupported file type '.txt'"):
-        load_examples(cfg_for(tmp_path, train=str(tmp_path / "x.txt")))
+    (tmp_path / "x.xml").write_text("<hi/>")
+    with pytest.raises(DataError, match="unsupported file type '.xml'"):
+        load_examples(cfg_for(tmp_path, train=str(tmp_path / "x.xml")))
 
 
 def test_skip_invalid_drops_and_counts(tmp_path):

@@ -114,8 +114,8 @@ def test_data_format_examples_parse():
     from lmforge.data import formats
 
     blocks = _format_blocks()
-    assert {f for f, _ in blocks} == {"alpaca", "prompt_response", "messages", "text",
-                                      "preference", "kto", "prompt"}
+    assert {f for f, _ in blocks} == {"alpaca", "prompt_response", "prompt_completion",
+                                      "messages", "text", "preference", "kto", "prompt"}
     for fmt, lines in blocks:
         convert = formats.converter(fmt, {})
         for i, line in enumerate(lines):

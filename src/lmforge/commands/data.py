@@ -81,11 +81,65 @@ def _stats(console, stats: dict, fancy: bool) -> None:
     print("\n".join(histogram_lines(stats.get("length_histogram", []))))
 
 
+PAIR_STAGES = ("rm", "dpo", "orpo", "kto")
+
+
+def _show_records(records: list, n: int) -> None:
+    """Preference/KTO records as trl sees them: the prompt (not trained), then each answer with
+    its trained text between ⟦ ⟧ (the end-of-turn token included)."""
+    from lmforge.data.preference_build import identical_where
+    from lmforge.data.preview import CLOSE, OPEN
+
+    for i, r in enumerate(records[:n]):
+        print(f"── example {i + 1} ({r.where}) " + "─" * 10)
+        print(r.prompt, end="")
+        if hasattr(r, "chosen"):
+            same = "   ⚠ chosen == rejected: no preference to learn" if r.chosen == r.rejected \
+                else ""
+            print(f"{OPEN}{r.chosen}{CLOSE}\n── rejected:{same}\n{r.prompt}{OPEN}{r.rejected}"
+                  f"{CLOSE}")
+        else:
+            print(f"{OPEN}{r.completion}{CLOSE}\n── label: "
+                  f"{'desirable' if r.label else 'undesirable'}")
+    if any(hasattr(r, "chosen") and r.chosen == r.rejected for r in records):
+        print(f"warning: pairs with chosen == rejected (no signal): {identical_where(records)}")
+
+
+def _preview_pairs(args, cfg) -> int:
+    """data preview for rm/dpo/orpo/kto: the rendered records and their pre-flight statistics."""
+    import json
+
+    from lmforge.data.preference_data import load_records
+    from lmforge.data.templates import resolve_template
+    from lmforge.model.loader import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.model)
+    template = resolve_template(cfg.model.template, tokenizer)
+    kind = "unpaired" if cfg.stage == "kto" else "pair"
+    train, evals, stats = load_records(cfg, tokenizer, template, kind)
+    records, split_stats = (train, stats["train"]) if args.split == "train" else (
+        evals, stats.get("eval"))
+    if records is None:
+        from lmforge.errors import ConfigError
+
+        raise ConfigError("data.eval: this run has no eval data to preview")
+    if args.json:
+        print(json.dumps(split_stats, indent=2, ensure_ascii=False))
+        return 0
+    _show_records(records, args.n)
+    print("── data statistics")
+    for key, value in split_stats.items():
+        print(f"{key}: {value}")
+    return 0
+
+
 def run(args) -> int:
     import json
 
     _logging()
     cfg = load_run(args)
+    if cfg.stage in PAIR_STAGES:
+        return _preview_pairs(args, cfg)
     tokenizer, data = build(cfg)
     ds = data.train if args.split == "train" else data.eval
     stats = data.stats if args.split == "train" else data.stats.get("eval")

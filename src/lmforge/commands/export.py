@@ -3,7 +3,8 @@ adapter, with tokenizer, chat template, generation config and a model card."""
 
 from __future__ import annotations
 
-HELP = "export a run or adapter: merge LoRA/DoRA/AdaLoRA into the base, quantize, or copy"
+HELP = ("export a run or adapter: merge LoRA/DoRA/AdaLoRA into the base, quantize, copy, or "
+        "write a GGUF file + Ollama Modelfile")
 
 
 def add_arguments(parser) -> None:
@@ -22,10 +23,26 @@ def add_arguments(parser) -> None:
                         help="QLoRA runs: load the base unquantized to merge into it")
     parser.add_argument("--base", help="base model path, overriding the run's model.path / the "
                         "adapter's base_model_name_or_path")
+    parser.add_argument("--gguf", action="store_true",
+                        help="write OUT/model.gguf (merged model, tokenizer, chat template) for "
+                        "llama.cpp / LM Studio and an Ollama Modelfile (llama, mistral, qwen2)")
+    parser.add_argument("--gguf-type", default="f16", metavar="TYPE",
+                        help="GGUF weight type: f16 (default), bf16, f32, q8_0, q5_1, q5_0, q4_1, "
+                        "q4_0 (k-quants such as q4_k_m: run llama.cpp's llama-quantize on the "
+                        "f16 file)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _export(args):
+    if args.gguf:
+        from lmforge.export.gguf_export import export_gguf
+        from lmforge.export.merge import ExportError
+
+        if args.quantize or args.dtype != "auto":
+            raise ExportError("--gguf sets the weight type with --gguf-type, not --quantize or "
+                              "--dtype", "e.g. --gguf --gguf-type q8_0")
+        return export_gguf(args.source, args.out, args.gguf_type, dequantize=args.dequantize,
+                           base=args.base)
     from lmforge.export.merge import export
 
     return export(args.source, args.out, merge=args.merge, dtype=args.dtype,
@@ -52,6 +69,9 @@ def run(args) -> int:
     result = _export(args)
     for note in result.messages:
         print(f"note: {note}")
+    if result.artifact == "gguf":
+        _print_gguf(result)
+        return 0
     what = "merged model" if result.merged else result.artifact
     if result.info.get("quantized_bits"):
         what += f" ({result.info['quantized_bits']}-bit)"
@@ -62,3 +82,18 @@ def run(args) -> int:
         print(f"  load: PeftModel.from_pretrained(base, '{result.out}')  (base: "
               f"{result.info['base']})")
     return 0
+
+
+def _print_gguf(result) -> None:
+    info = result.info
+    types = ", ".join(f"{n} {t}" for t, n in sorted(info["tensor_types"].items()))
+    what = "merged model" if result.merged else "model"
+    print(f"exported {what} as GGUF {info['gguf_type']} ({info['size_bytes'] / 2**20:.1f} MiB; "
+          f"tensors: {types}) to {result.out / info['gguf_file']}")
+    family = info["template_family"] or "none (raw prompts; see the Modelfile)"
+    print(f"  Modelfile: {result.out / info['modelfile']} (chat template: {family})")
+    print(f"  llama.cpp: llama-cli -m {result.out / info['gguf_file']} -cnv")
+    print(f"  Ollama:    cd {result.out} && ollama create {result.out.name} -f Modelfile && "
+          f"ollama run {result.out.name}")
+    print(f"  transformers: AutoModelForCausalLM.from_pretrained('{result.out}', "
+          f"gguf_file='{info['gguf_file']}')")

@@ -1,8 +1,18 @@
-"""lmforge validate: parse + validate a config and build the training arguments, no model load."""
+"""lmforge validate: every problem ``train`` would stop on during set-up, in one report, without
+loading a model.
+
+The schema and cross-section checks run first; when they fail, the keys at fault are set aside
+(their defaults apply) and every later check still runs on the rest: files, templates, built-ins
+and hub ids in the local cache; the first rows of each source (registry entries included) in a
+format the stage reads; tracker names and the packages of the optional features in use; the
+transformers/trl arguments object with ``train.extra``; the output directory; adapter module
+names against the model's own (config.json on the meta device). Checks of a key that was set
+aside are skipped. Exit 0 only when nothing is found (commands/_preflight.py has the checks).
+"""
 
 from __future__ import annotations
 
-from lmforge.commands._runargs import add_run_arguments, load_run
+from lmforge.commands._runargs import add_run_arguments
 
 HELP = "check a run config (all problems at once) without loading a model"
 
@@ -13,63 +23,64 @@ def add_arguments(parser) -> None:
 
 
 def check_files(cfg) -> list[str]:
-    from pathlib import Path
+    """Data files, the template, the model source (built-in, directory, cached hub id) and
+    chaining from a run directory."""
+    from lmforge.commands import _preflight
 
-    from lmforge.data.templates import builtin_names
-    from lmforge.utils.builtin import BUILTINS, PREFIX
+    found, _ = _preflight.model_source(cfg)
+    return _preflight.files(cfg, model_ok=True) + found
 
-    problems = []
-    for key in ("train", "eval"):
-        spec = getattr(cfg.data, key)
-        if spec is None or isinstance(spec, float) or cfg.data.registry:
-            continue
-        for item in spec if isinstance(spec, list) else [spec]:
-            path = item if isinstance(item, str) else item.path
-            if not Path(path).exists():
-                problems.append(f"data.{key}: file '{path}' not found")
-    if (cfg.model.template != "auto" and cfg.model.template not in builtin_names()
-            and not cfg.model.template.endswith(".jinja")):
-        import difflib
 
-        close = difflib.get_close_matches(cfg.model.template, builtin_names(), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        problems.append(f"model.template: unknown template '{cfg.model.template}'{hint}")
-    path = cfg.model.path
-    if path.startswith(PREFIX) and path[len(PREFIX):] not in BUILTINS:
-        problems.append(f"model.path: unknown built-in model '{path}' (see lmforge models)")
-    elif not path.startswith(PREFIX) and not Path(path).exists() and "/" not in path.strip("/"):
-        problems.append(f"model.path: '{path}' is neither a directory nor a hub id")
-    from lmforge.model.chain import problems as chain_problems
+def check_all(cfg, dropped: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Every check after the schema; ``dropped``: keys that failed it (checks of them skip)."""
+    from lmforge.commands import _preflight as pf
+    from lmforge.errors import LmforgeError
 
-    return problems + chain_problems(cfg)  # a run directory as model.path (model/chain.py)
+    def near(*keys: str) -> bool:  # one of these keys failed the schema
+        return bool(dropped & set(keys))
+
+    model_ok = not near("model", "model.path")
+    model_dir = None
+    problems: list[str] = []
+
+    def run(check, *args):
+        try:
+            return check(*args)
+        except LmforgeError as exc:
+            return pf.lines_of(exc)
+
+    problems += run(pf.files, cfg, model_ok)
+    if model_ok:
+        found, model_dir = pf.model_source(cfg)
+        problems += found
+    if not near("stage", "data", "data.train", "data.eval", "data.format", "data.columns",
+                "data.registry", "data.system"):
+        problems += run(pf.rows, cfg)
+    problems += run(pf.packages, cfg)
+    problems += run(pf.arguments, cfg)
+    if not near("adapter", "adapter.type", "adapter.target_modules", "adapter.modules_to_save",
+                "adapter.trainable_modules"):
+        problems += run(pf.modules, cfg, model_dir if model_ok else None)
+    out: list[str] = []
+    for p in problems:  # one line per problem, in check order
+        if p not in out:
+            out.append(p)
+    return out
 
 
 def run(args) -> int:
     from lmforge.config import to_yaml
+    from lmforge.config.loader import compose, validate_partial
     from lmforge.errors import ConfigError
-    from lmforge.training.args import build_arguments
 
-    cfg = load_run(args)
-    problems = check_files(cfg)
-    import importlib
-
-    from lmforge.stages import STAGES
-
-    # a stage with its own arguments class (DPOConfig, GRPOConfig, ...) builds it: build_args
-    stage = importlib.import_module(STAGES[cfg.stage]) if cfg.stage in STAGES else None
-    build = getattr(stage, "build_args", None) or build_arguments
-    try:
-        build(cfg, has_eval=cfg.data.eval is not None)
-    except ConfigError as exc:
-        problems += exc.problems
-    from lmforge.training import output_dir
-
-    try:
-        output_dir.check(cfg)  # holds a run: train.resume or train.overwrite must say what to do
-    except ConfigError as exc:
-        problems += exc.problems
+    ov = args.overrides
+    tree = compose(args.config, args.data_config, args.model_config, ov.merged, ov.data, ov.model)
+    cfg, error, dropped = validate_partial(tree)
+    problems = list(error.problems) if error else []
+    if cfg is not None:
+        problems += [p for p in check_all(cfg, dropped) if p not in problems]
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, error.hint if error else None)
     if args.print:
         print(to_yaml(cfg), end="")
     print("ok")

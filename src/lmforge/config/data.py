@@ -45,6 +45,9 @@ class DataConfig(Section):
     columns: dict[str, str] = Field(default_factory=dict, description="rename columns: "
                                     "{canonical_name: name_in_your_file}; for messages also "
                                     "role_tag, content_tag, user_tag, assistant_tag, system_tag")
+    txt_split: Literal["blank_line", "line", "file"] = Field(
+        "blank_line", description=".txt sources (stage pt): one document per block of lines "
+        "separated by blank lines (blank_line), per non-empty line (line), or per file (file)")
     system: str | None = Field(None, description="default system prompt for rows that have none")
     source: str | None = Field(None, description="format python: 'module:Class' that loads and "
                                "converts your data (importable from the working directory)")

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from lmforge.config import crosscheck
 from lmforge.config.report import format_errors
-from lmforge.config.run import RunConfig
+from lmforge.config.run import METHOD_KEYS, RunConfig
 from lmforge.errors import ConfigError
 
 
@@ -192,7 +192,10 @@ def validate(tree: dict[str, Any]) -> RunConfig:
             if found:
                 extra = crosscheck.as_validation_error("RunConfig", found)
                 lines += [line for line in format_errors(extra, RunConfig) if line not in lines]
-        raise ConfigError(lines) from None
+        foreign = sum("a LLaMA-Factory" in line for line in lines)
+        hint = ("these are LLaMA-Factory keys: lmforge convert llamafactory FILE -o run.yaml "
+                "writes the lmforge config (docs/migration.md)") if foreign >= 3 else None
+        raise ConfigError(lines, hint) from None
 
 
 def load(config: str | None = None, data: str | None = None, model: str | None = None,
@@ -204,3 +207,76 @@ def load(config: str | None = None, data: str | None = None, model: str | None =
 def to_yaml(cfg: RunConfig) -> str:
     tree = cfg.model_dump(mode="json", exclude_none=False)
     return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
+
+
+PLACEHOLDER_MODEL = "builtin:tiny-llama"  # stands in for a missing/invalid model.path
+
+
+def _drop(tree: dict, parts: list, dropped: set[str]) -> bool:
+    """Remove the key at ``parts`` (up to the first list index) so that its default applies."""
+    keys = [p for p in parts[: next((i for i, p in enumerate(parts) if isinstance(p, int)),
+                                    len(parts))]]
+    if keys[:2] == ["model", "path"] or keys == ["model"]:
+        model = tree.get("model") if isinstance(tree.get("model"), dict) else {}
+        tree["model"] = dict(model, path=PLACEHOLDER_MODEL)
+        dropped.add("model.path")
+        return True
+    node = tree
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            break
+        node = node[key]
+    else:
+        if keys and keys[-1] in node:
+            del node[keys[-1]]
+            dropped.add(".".join(map(str, keys)))
+            return True
+    if keys and keys[0] in tree:  # the whole section falls back to its defaults
+        del tree[keys[0]]
+        dropped.add(str(keys[0]))
+        return True
+    return False
+
+
+def validate_partial(tree: dict[str, Any]
+                     ) -> tuple[RunConfig | None, ConfigError | None, set[str]]:
+    """Validate, and when that fails, also a copy without the offending keys (their defaults
+    apply), so that ``lmforge validate`` can run its later checks on everything that is valid.
+    Returns (config or None, the schema's ConfigError or None, dotted keys dropped: checks of
+    those are skipped)."""
+    import copy
+
+    from lmforge.config.report import _walk
+
+    try:
+        return validate(tree), None, set()
+    except ConfigError as exc:
+        error = exc
+    if not isinstance(tree, dict):
+        return None, error, set()
+    work, dropped = copy.deepcopy(tree), set()
+    for _ in range(8):
+        try:
+            return RunConfig.model_validate(work), error, dropped
+        except ValidationError as exc:
+            # checks that only run once the sections are valid (the whole-run ones) report here
+            error.problems += [p for p in format_errors(exc, RunConfig)
+                               if p not in error.problems]
+            changed = False
+            for err in exc.errors():
+                parts, _ = _walk(RunConfig, tuple(err["loc"]))
+                if parts:
+                    # an unknown key never took effect: set it aside without skipping checks
+                    changed |= _drop(work, parts, dropped if err["type"] != "extra_forbidden"
+                                     else set())
+                    continue
+                # a whole-run check: method blocks of another stage, or no ppo/grpo block
+                stage = work.get("stage", "sft")
+                for key in list(work):
+                    if key in METHOD_KEYS and key != stage:
+                        del work[key]
+                        dropped.add(key)
+                        changed = True
+            if not changed:
+                break
+    return None, error, dropped

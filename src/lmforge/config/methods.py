@@ -40,8 +40,9 @@ class RewardFunction(Section):
     """One reward function with its weight and fixed keyword arguments."""
 
     function: str = Field(description="'module:function', 'path/to/file.py:function', or a "
-                          "built-in name (exact_match, regex_match, length_penalty, sentiment, "
-                          "contains)")
+                          "built-in name: exact_match, regex_match, length_penalty, sentiment, "
+                          "contains; shaping penalties (<= 0) against reward hacking: "
+                          "repetition_penalty, length_bounds, on_task (see docs/stages.md)")
     weight: float = Field(1.0, description="weight of this reward in the weighted sum")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="fixed keyword arguments "
                                    "passed on every call (e.g. {pattern: '^\\d+$'})")
@@ -121,8 +122,20 @@ class _RLCommon(Section):
         "or max_new_tokens). Raw prompts are one text: no system prompt, no history")
     max_new_tokens: int = Field(64, ge=1, description="tokens generated per completion")
     temperature: float = Field(1.0, gt=0, description="sampling temperature")
-    top_k: int = Field(0, ge=0, description="top-k sampling (0: off)")
+    top_k: int = Field(50, ge=0, description="sample among the k likeliest tokens (0: the whole "
+                       "vocabulary). 50, transformers' generate default: sampling from the whole "
+                       "vocabulary lets a small model's rare tokens through (half-gibberish "
+                       "completions that a reward cannot tell apart, and PPO barely learns)")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
+    diagnostic_samples: int = Field(64, ge=0, description="reward-hacking diagnostics at the "
+                                    "start, every evaluation and the end: one completion for "
+                                    "each of this many held-out prompts (else training prompts) "
+                                    "-> distinct-1/2, share of the most frequent opening, mean "
+                                    "length, KL to the base (diag_* in the log and metrics.json); "
+                                    "0: off")
+    collapse_threshold: float = Field(0.2, gt=0, le=1, description="warn when more than this "
+                                      "share of the diagnostic samples start with the same four "
+                                      "words (a policy repeating a stock phrase)")
 
     @model_validator(mode="after")
     def _has_reward(self):
@@ -143,7 +156,10 @@ class PPOMethod(_RLCommon):
     vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
     gamma: float = Field(1.0, ge=0, le=1, description="discount factor")
     lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
-    kl_coef: float = Field(0.05, ge=0, description="per-token KL penalty to the reference policy")
+    kl_coef: float = Field(0.05, ge=0, description="weight of the per-token KL penalty to the "
+                           "reference (the base model: the policy with its adapter disabled, "
+                           "else a frozen copy), subtracted from the reward: keeps the policy "
+                           "from drifting into text that games the reward; 0: off")
     kl_estimator: Literal["k1", "k2", "k3", "abs"] = Field(
         "k1", description="per-token KL estimator: k1 = log-ratio, k2 = half its square, "
         "k3 = (r - 1) - log r")
@@ -166,8 +182,11 @@ class GRPOMethod(_RLCommon):
     num_generations: int = Field(4, ge=2, description="completions per prompt (a group); "
                                  "train.batch_size counts completions and must be a multiple")
     loss: GRPOLoss = Field("dapo", description="trl GRPO loss type")
-    beta: float = Field(0.0, ge=0, description="KL coefficient to the reference (0: no "
-                        "reference model is used)")
+    beta: float = Field(0.04, ge=0, description="weight of the KL penalty to the reference "
+                        "(the base model: the policy with its adapter disabled, else a frozen "
+                        "copy): keeps the policy from drifting into text that games the reward. "
+                        "0: off, and no reference model is used (cheaper, but nothing holds the "
+                        "policy near the base)")
     epsilon: float = Field(0.2, gt=0, description="ratio clipping epsilon")
     num_iterations: int = Field(1, ge=1, description="optimisation passes per generated batch")
     scale_rewards: Literal["group", "batch", "none"] = Field(

@@ -1,5 +1,7 @@
 """Turn pydantic's ValidationError into one line per problem: dotted path, message, got-value,
-and a did-you-mean hint for unknown keys (all problems at once, never just the first)."""
+and a hint for unknown keys (all problems at once, never just the first): a LLaMA-Factory,
+transformers or seed-config name says its lmforge key (config/aliases.py), a key of another
+section says which, a TrainingArguments field points to train.extra, else did-you-mean."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import difflib
 import typing
 
 from pydantic import BaseModel, ValidationError
+
+from lmforge.config import aliases
 
 
 def _model_in(annotation) -> type[BaseModel] | None:
@@ -62,11 +66,43 @@ def _got(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _suggest(key: str, model: type[BaseModel], loc: tuple) -> str:
+def _elsewhere(key: str, model: type[BaseModel], holder: type[BaseModel] | None) -> list[str]:
+    """``section.key`` for each other top-level section of ``model`` that has ``key``."""
+    found = []
+    for name, field in model.model_fields.items():
+        section = _model_in(field.annotation)
+        if section is not None and section is not holder and key in section.model_fields:
+            found.append(f"{name}.{key}")
+    return found
+
+
+def _training_arguments_field(key: str, model: type[BaseModel]) -> bool:
+    """A transformers TrainingArguments field, for a config that forwards them (train.extra)."""
+    train = _model_in(model.model_fields["train"].annotation) if "train" in model.model_fields \
+        else None
+    if train is None or "extra" not in train.model_fields:
+        return False
+    import dataclasses
+
+    from transformers import TrainingArguments  # only on this error path
+
+    return key in {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+def _suggest(key: str, model: type[BaseModel], loc: tuple, value=None) -> str:
     # the container the unknown key sits in
     container_loc = loc[:-1]
     _, holder = _walk(model, container_loc + ("__probe__",))
     names = list(holder.model_fields) if holder is not None else []
+    # a name from LLaMA-Factory, transformers or a seed config: say what it is in lmforge
+    foreign = aliases.hint(key, value)
+    if foreign:
+        return f"; {foreign}"
+    other = _elsewhere(key, model, holder)
+    if other:
+        return f"; it belongs in another section: {' or '.join(other)}"
+    if _training_arguments_field(key, model):
+        return f"; a TrainingArguments field: give it as train.extra.{key}"
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else (
         f"; valid keys: {', '.join(names)}" if names else "")
@@ -80,7 +116,7 @@ def format_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
         path = _dotted(parts)
         kind = err["type"]
         if kind == "extra_forbidden":
-            msg = "unknown key" + _suggest(str(loc[-1]), model, loc)
+            msg = "unknown key" + _suggest(str(loc[-1]), model, loc, err.get("input"))
         elif kind == "missing":
             msg = "required key is missing"
         else:

@@ -14,6 +14,7 @@ import re
 from itertools import chain
 from typing import Any, Iterable, Iterator
 
+from lmforge.data import preference, prompts  # noqa: F401 - they register their converters
 from lmforge.data.sources import Row, bad_row
 from lmforge.errors import DataError
 

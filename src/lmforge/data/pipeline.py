@@ -213,7 +213,7 @@ def _cache_parts(cfg: RunConfig, tokenizer, template, settings: Settings, exampl
     else:  # user classes load their own files: fingerprint what they produced
         sources = {k: [e.to_dict() for e in v or []] for k, v in examples.items()}
     return {"sources": sources, "format": data.format, "columns": data.columns,
-            "system": data.system, "eval": data.eval if isinstance(data.eval, float) else None,
+            "system": data.system, "txt_split": data.txt_split, "eval": data.eval if isinstance(data.eval, float) else None,
             "seed": data.seed, "skip_invalid": data.skip_invalid, "stage": cfg.stage,
             "settings": settings.__dict__, "template": template,
             "tokenizer": cache.tokenizer_fingerprint(tokenizer), "code": cache.code_fingerprint()}

@@ -29,6 +29,13 @@ def _summary(name: str, values: list[int]) -> dict:
     return {f"{name}_tokens_mean": sum(values) / len(values), f"{name}_tokens_max": max(values)}
 
 
+def identical_where(pairs: list, limit: int = 5) -> str:
+    """file:line of the pairs whose answers are the same (the first ``limit``)."""
+    where = [p.where or "?" for p in pairs if p.chosen == p.rejected]
+    more = f" and {len(where) - limit} more" if len(where) > limit else ""
+    return ", ".join(where[:limit]) + more
+
+
 def pair_stats(pairs: list[Pair], tokenizer, max_length: int) -> dict:
     """Counts and lengths; raises when the data cannot teach anything."""
     prompt = _lengths([p.prompt for p in pairs], tokenizer)
@@ -46,7 +53,8 @@ def pair_stats(pairs: list[Pair], tokenizer, max_length: int) -> dict:
         raise DataError("every pair has chosen == rejected: there is no preference to learn",
                         pairs[0].where)
     if identical:
-        log.warning("%d pairs have chosen == rejected (no signal)", identical)
+        log.warning("%d pairs have chosen == rejected (no signal): %s", identical,
+                    identical_where(pairs))
     if too_long:
         log.warning("%d pairs are longer than data.max_length=%d", too_long, max_length)
     if no_eos:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from lmforge.data import preference, prompts  # noqa: F401 - they register their formats
 from lmforge.data.detect import detect, media_error
 from lmforge.data.formats import converter
 from lmforge.data.plan import SourcePlan
@@ -24,16 +23,15 @@ _REASONS = 3
 
 
 def _hint(fmt: str, auto: bool) -> str:
-    how = f"read as '{fmt}'" + (" (data.format: auto picked it from the first rows)"
-                                if auto else "")
-    return (f"fix the row; or check data.format (this source is {how}) and map your column names "
-            "with data.columns; or set data.skip_invalid: true to skip such rows")
+    how = f"auto read this source as '{fmt}'" if auto else f"this source is read as '{fmt}'"
+    return (f"fix the row; or check data.format ({how}) and map your column names with "
+            "data.columns; or set data.skip_invalid: true to skip such rows")
 
 
 def read_source(cfg, plan: SourcePlan, counter: list[int], unused: dict | None = None) -> list:
     """Every valid example of one source; invalid rows raise or are counted in ``counter[0]``
     (skip_invalid); rows the stage does not use are counted by reason in ``unused``."""
-    rows, fmt = iter_rows(plan.path), plan.format
+    rows, fmt = iter_rows(plan.path, cfg.data.txt_split), plan.format
     auto = fmt == "auto"
     if auto:
         fmt, rows = detect(rows, cfg.stage, plan.columns, plan.label)

@@ -1,5 +1,5 @@
-"""Read rows from files: JSON (a list), JSONL, CSV, Parquet, a saved ``datasets`` directory, or a
-plain directory holding such files.
+"""Read rows from files: JSON (a list), JSONL, CSV, Parquet, plain text (``.txt``, data/txt.py), a
+saved ``datasets`` directory, or a plain directory holding such files.
 
 Every row comes with its location (``file:line`` for JSON/JSONL/CSV, ``file:row N`` for tables) so
 a bad row can be named precisely. A row that cannot be parsed is yielded as a ``DataError`` instead
@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from lmforge.data.txt import txt_rows
 from lmforge.errors import DataError
 
 Row = tuple[str, "dict[str, Any] | DataError"]  # (location, record or the reason it is bad)
@@ -103,25 +104,80 @@ def _read_text(path: Path) -> str:
         raise _utf8_error(path, exc) from None
 
 
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
 def _json_items(path: Path, text: str) -> Iterator[Row]:
-    """Items of a top-level JSON list, each with the line it starts on (raw_decode walk)."""
+    """Items of a top-level JSON list, each with the line it starts on (raw_decode walk). The
+    list must be closed and its items separated by single commas, as JSON says: a file cut off
+    before its ``]`` (a partial copy) or with a trailing comma is an error, not fewer rows."""
     decoder = json.JSONDecoder()
     i, n = text.index("[") + 1, len(text)
-    line, seen = 1, 0
+    line, seen, count, expect_item = 1, 0, 0, True
     while True:
-        while i < n and text[i] in " \t\r\n,":
-            i += 1
-        if i >= n or text[i] == "]":
-            return
+        i = _skip_space(text, i)
+        if i >= n:
+            raise DataError(f"the JSON list is not closed: the file ends after {count} items "
+                            "with no ']' (a partly copied file?)", str(path),
+                            _line(text, len(text.rstrip()) - 1),
+                            hint="restore the whole file (or convert it to JSONL, one object "
+                            "per line)")
+        if text[i] == "]" and (not expect_item or count == 0):
+            break
+        if text[i] in "],":
+            what = "a trailing comma" if text[i] == "]" else "an empty item (two commas)"
+            raise DataError(f"malformed JSON ({what} after item {count})", str(path),
+                            _line(text, i), hint="JSON allows no empty items or trailing commas")
+        if not expect_item:
+            raise DataError(f"malformed JSON (expected ',' or ']' after item {count})", str(path),
+                            _line(text, i))
         line += text.count("\n", seen, i)
         seen = i
         try:
             value, i = decoder.raw_decode(text, i)
         except json.JSONDecodeError as exc:  # cannot resynchronise inside a list: stop here
             raise DataError(f"malformed JSON ({exc.msg})", str(path),
-                            text.count("\n", 0, exc.pos) + 1) from None
+                            _line(text, exc.pos)) from None
+        count += 1
         where = f"{path}:{line}"
         yield where, _record(where, value)
+        i = _skip_space(text, i)
+        expect_item = i < n and text[i] == ","
+        i += expect_item
+    end = _skip_space(text, i + 1)
+    if end < n:
+        raise DataError("malformed JSON (text after the closing ']')", str(path), _line(text, end))
+
+
+# keys of one record whose value is a list of objects (a single chat, not a list of records)
+_RECORD_LISTS = {"messages", "conversations", "chosen", "rejected", "prompt", "completion",
+                 "tools", "history"}
+
+
+def _records_of(path: Path, data: dict) -> Iterator[Row]:
+    """A top-level object: ``{"data": [...]}`` (one key holding the records), one record, or
+    an error naming its keys when it wraps a list of records among other keys."""
+    key, value = next(iter(data.items()), (None, None))
+    if len(data) == 1 and isinstance(value, list) and key not in _RECORD_LISTS:
+        for i, record in enumerate(value):
+            where = f"{path}:{key}[{i}]"
+            yield where, _record(where, record)
+        return
+    lists = [k for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], dict)
+             and k not in _RECORD_LISTS and not any(r in v[0] for r in ("role", "from"))]
+    if lists:
+        raise DataError(f"expected a list of records; found an object with keys "
+                        f"{', '.join(map(str, data))}", str(path),
+                        hint=f"keep only the list (the value of '{lists[0]}') in the file, or "
+                        "write the records as JSONL (one per line)")
+    yield f"{path}:1", data  # a single object
 
 
 def _json(path: Path) -> Iterator[Row]:
@@ -138,14 +194,8 @@ def _json(path: Path) -> Iterator[Row]:
             return
         raise DataError(f"malformed JSON ({exc.msg}, column {exc.colno})", str(path),
                         exc.lineno) from None
-    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
-        key, items = next(iter(data.items()))  # {"data": [...]} style files
-        for i, record in enumerate(items):
-            where = f"{path}:{key}[{i}]"
-            yield where, _record(where, record)
-        return
     if isinstance(data, dict):
-        yield f"{path}:1", data  # a single object
+        yield from _records_of(path, data)
         return
     raise DataError(f"expected a JSON list of objects (or JSONL), got {type(data).__name__}",
                     str(path))
@@ -194,7 +244,7 @@ def _table(path: Path) -> Iterator[Row]:
         yield f"{path}:row {i + 1}", dict(record)
 
 
-READERS = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _table}
+READERS = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _table, ".txt": txt_rows}
 
 
 def is_saved_dataset(p: Path) -> bool:
@@ -216,8 +266,9 @@ def files_of(path: str | Path) -> list[Path]:
     return [p]
 
 
-def iter_rows(path: str | Path) -> Iterator[Row]:
-    """(location, record) for every row; a row that cannot be parsed comes as a DataError."""
+def iter_rows(path: str | Path, txt_split: str = "blank_line") -> Iterator[Row]:
+    """(location, record) for every row; a row that cannot be parsed comes as a DataError.
+    ``.txt`` files give ``{"text": ...}`` rows split by ``txt_split`` (data/txt.py)."""
     for p in files_of(path):
         if p.is_dir():
             yield from _table(p)
@@ -226,7 +277,7 @@ def iter_rows(path: str | Path) -> Iterator[Row]:
         if reader is None:
             raise DataError(f"unsupported file type '{p.suffix}' (use {', '.join(READERS)}, a "
                             "directory of such files, or a saved datasets directory)", str(p))
-        yield from reader(p)
+        yield from (txt_rows(p, txt_split) if reader is txt_rows else reader(p))
 
 
 def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:

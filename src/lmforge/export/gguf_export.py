@@ -119,7 +119,7 @@ def export_gguf(source: str | Path, out: str | Path, gguf_type: str = "f16",
         raise GGUFExportError(f"--gguf: a {src.method} adapter adds virtual tokens instead of "
                               "changing weights, so it cannot be merged into a GGUF file",
                               "export the adapter with lmforge export (without --gguf)")
-    notes = _check(src, True, None, dequantize)
+    notes = _check(src, True, None, dequantize) if src.kind == "adapter" else []
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out}: exists and is not empty", "choose a new directory")
     check_arch(_base_config(src))  # before loading any weights

@@ -53,7 +53,7 @@ def check_type(name: str) -> str:
         raise GGUFExportError(
             f"--gguf-type {name}: the gguf package ({version('gguf')}) cannot quantize to "
             "k-quants in Python",
-            f"choose one of {', '.join(TYPES)} (q4_0/q5_0 are the smallest), or export f16 and "
+            f"choose one of {', '.join(TYPES)} (q4_0 is the smallest), or export f16 and "
             f"convert it with llama.cpp: llama-quantize model.gguf model-{name}.gguf "
             f"{name.upper()}")
     raise GGUFExportError(f"--gguf-type {name}: unknown type", f"choose one of "

@@ -48,7 +48,8 @@ _ALPACA = ('{{- $first := true }}\n'
            '{{- if eq .Role "user" }}### Instruction:\n{{ .Content }}\n\n'
            '{{ else if eq .Role "assistant" }}### Response:\n{{ .Content }}{EOS}\n\n{{ end }}\n'
            '{{- end }}### Response:\n')
-_PLAIN = '{{- range .Messages }}{{ .Content }}{{ if eq .Role "assistant" }}{EOS}{{ end }}\n{{ end }}'
+_PLAIN = ('{{- range .Messages }}{{ .Content }}{{ if eq .Role "assistant" }}{EOS}{{ end }}\n'
+          '{{ end }}')
 FAMILIES = {"chatml": _CHATML, "llama3": _LLAMA3, "llama2": _LLAMA2, "alpaca": _ALPACA,
             "plain": _PLAIN}
 RAW = "{{ .Prompt }}"
@@ -157,7 +158,7 @@ def _quote(text: str) -> str:
 
 
 def modelfile_text(gguf_name: str, tr: Translation) -> str:
-    lines = [f"# Ollama Modelfile written by lmforge: ollama create NAME -f Modelfile",
+    lines = ["# Ollama Modelfile written by lmforge: ollama create NAME -f Modelfile",
              f"FROM ./{gguf_name}"]
     if tr.family is None:
         lines += [f"# {note}" for note in tr.notes]

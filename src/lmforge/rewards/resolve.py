@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lmforge.errors import ConfigError
-from lmforge.rewards.builtin import BUILTINS
+from lmforge.rewards.builtin import BUILTINS as TASK_REWARDS
+from lmforge.rewards.shaping import SHAPING
+
+BUILTINS = {**TASK_REWARDS, **SHAPING}  # every reward a config can name without a module
 from lmforge.utils.resolve import resolve as resolve_ref
 
 

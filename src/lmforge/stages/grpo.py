@@ -18,6 +18,7 @@ import logging
 from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
 from lmforge.training.result import RunResult
+from lmforge.utils.rundir import write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,31 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
     counts = common.log_parameters(policy)
     datasets, stats = prompt_datasets(cfg, {"train": train, "eval": evals}, tokenizer, template)
+    watch = diagnostics(cfg, datasets, tokenizer, policy.generation_config.eos_token_id)
     # no collator: GRPOTrainer batches raw prompt rows and generates the completions itself
     trainer = build_trainer(cfg, policy, args, datasets["train"], datasets.get("eval"), None,
-                            tokenizer, callbacks=callbacks, cls=GRPOTrainer,
-                            reward_funcs=[r.function for r in rewards])
+                            tokenizer, callbacks=[*callbacks, *filter(None, [watch])],
+                            cls=GRPOTrainer, reward_funcs=[r.function for r in rewards])
     pc.use_disabled_adapter_as_reference(trainer, cfg)
+    if watch is not None:
+        watch.reference = trainer.ref_model  # a frozen copy (full fine-tuning, beta > 0) or None
     extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
-    return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES, summarize="reward")
+    result = pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES, summarize="reward")
+    if watch is not None and watch.results:
+        result.metrics.update(watch.summary())
+        if trainer.is_world_process_zero():
+            write_metrics(out, result.metrics)
+    return result
+
+
+def diagnostics(cfg: RunConfig, datasets: dict, tokenizer, eos_ids):
+    """The reward-hacking diagnostics callback (lmforge.rl.diagnostics) on the held-out prompts,
+    else the training prompts, tokenized as trl tokenizes them; None when switched off."""
+    from lmforge.rl.diagnostics import build
+
+    n = cfg.method().diagnostic_samples
+    if not n:
+        return None
+    prompts = datasets.get("eval", datasets["train"])[:n]["prompt"]
+    eos = list(eos_ids) if isinstance(eos_ids, (list, tuple)) else [eos_ids]
+    return build(cfg.method(), tokenizer, tokenizer(list(prompts))["input_ids"], eos)

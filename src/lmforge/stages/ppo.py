@@ -122,6 +122,7 @@ def iterations(cfg: RunConfig, n_prompts: int) -> int:
 
 def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.rewards.combine import RewardSet, configured_rewards
+    from lmforge.rl.diagnostics import build as diagnostics
     from lmforge.rl.driver import run_loop
     from lmforge.rl.events import LoopEvents
     from lmforge.rl.ppo import PPO
@@ -134,22 +135,27 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     m = cfg.method()
     train, evals, data_stats = load_prompt_sets(cfg, tokenizer, template)
     args = build_args(cfg, has_eval=evals is not None)
-    events = LoopEvents(callbacks, args)  # refuses, before any model loads, what it cannot fire
+    eos_ids = common.end_of_turn_ids(tokenizer, turn_template(m.prompt_template, template))
+    watch = diagnostics(m, tokenizer, (evals or train).ids, eos_ids)  # reward-hacking signs
+    # refuses, before any model loads, what it cannot fire
+    events = LoopEvents([*callbacks, *filter(None, [watch])], args)
     rewards = RewardSet(configured_rewards(m, args.device))
     policy, reference, head, backbone = build_models(cfg, tokenizer, args.device)
     counts = common.log_parameters(policy)
+    if watch is not None:
+        watch.reference = reference  # None with an adapter: the policy with it disabled
     total = iterations(cfg, len(train.ids))
     mini = m.mini_batch_size or cfg.train.batch_size
     updates = total * m.ppo_epochs * math.ceil(cfg.train.batch_size / mini)
     optimizer, scheduler = _optimizer(args, [policy, head, backbone], updates)
-    ppo = PPO(policy, head, tokenizer, rewards, m, optimizer, scheduler, args.device,
-              common.end_of_turn_ids(tokenizer, turn_template(m.prompt_template, template)),
-              cfg.train.max_grad_norm, mini,
-              ref_policy=reference, critic_backbone=backbone, seed=cfg.train.seed)
+    ppo = PPO(policy, head, tokenizer, rewards, m, optimizer, scheduler, args.device, eos_ids,
+              cfg.train.max_grad_norm, mini, ref_policy=reference, critic_backbone=backbone,
+              seed=cfg.train.seed)
     history, seconds = run_loop(ppo, train, evals, cfg, out, total,
                                 common.resume_checkpoint(cfg), cfg.eval.max_samples, events)
     save_final(ppo, tokenizer, out)
-    return finish(out, history, seconds, dict(counts, **flat_stats(data_stats)))
+    return finish(out, history, seconds, dict(counts, **flat_stats(data_stats),
+                                              **(watch.summary() if watch else {})))
 
 
 def save_final(ppo, tokenizer, out: Path) -> None:

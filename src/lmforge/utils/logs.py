@@ -1,4 +1,5 @@
-"""Logging set-up: rich handler (secrets masked), rank-0 only in distributed runs."""
+"""Logging set-up: rich handler (secrets masked; lmforge's own records and errors unless
+--debug / LMFORGE_VERBOSE=1, utils/quiet.py), rank-0 only in distributed runs."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ def rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
 
 
-def setup(level: int = logging.INFO) -> None:
+def setup(level: int = logging.INFO, debug: bool = False) -> None:
     from rich.logging import RichHandler
 
     if rank() != 0:
         level = logging.WARNING
+    from lmforge.utils.quiet import console_filter
     from lmforge.utils.secrets import install_log_filter
 
     handler = RichHandler(show_path=False, rich_tracebacks=False)
     install_log_filter(handler)  # API keys / tokens never reach the console or a log file
+    own = console_filter(debug)  # quiet by default: lmforge's lines (utils/quiet.py)
+    if own is not None:
+        handler.addFilter(own)
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler],
                         force=True)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "matplotlib"):
