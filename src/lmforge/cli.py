@@ -45,6 +45,7 @@ def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from lmforge.commands._runargs import extract_overrides, value_options
 
+    program = argv is None  # the real command line (a test calling main([...]) keeps its logs)
     argv = list(sys.argv[1:] if argv is None else argv)
     commands: dict[str, argparse.ArgumentParser] = {}
     parser = build_parser(commands)
@@ -55,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         argv, value_options(commands[name]) if name in commands else frozenset())
     args = parser.parse_args(argv)
     args.overrides = overrides
-    from lmforge.utils import quiet
+    if program:
+        from lmforge.utils import quiet
 
-    quiet.apply(debug=getattr(args, "debug", False))  # third-party noise off unless --debug
+        quiet.apply(debug=getattr(args, "debug", False))  # library noise off unless --debug
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0

@@ -31,9 +31,11 @@ def run_file(tmp_path, monkeypatch):
 
 def test_top_level_keys_and_whole_blocks_are_overridable(run_file, capsys):
     code = main(["validate", str(run_file), "stage=kto", "adapter={type: lora, r: 4}",
-                 "train.max_steps=3", "data.format=kto", "--print"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+                 "train.max_steps=3", "data.format=kto",
+                 f"data.train={REPO / 'examples/data/kto_train.jsonl'}", "--print"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    out = out.out
     tree = yaml.safe_load(out[out.index("stage:"):].removesuffix("ok\n"))
     assert tree["stage"] == "kto"
     # the mapping replaces the block: r from the override, the rest back to the defaults

@@ -1,7 +1,8 @@
 """Quiet by default: what third-party libraries print on every command (bitsandbytes' offline
 ``kernels-community`` warnings, DeepSpeed's accelerator banner when it is imported but unused,
-datasets' ``Map:`` bars, transformers' ``Loading weights`` / ``Writing model shards`` bars and
-its ``LOAD REPORT`` table, their Future/Deprecation/User warnings) is silenced, so that a run's
+datasets' ``Map:`` bars, transformers' ``Loading weights`` / ``Writing model shards`` bars,
+its ``LOAD REPORT`` table and its wandb-offline print, their Future/Deprecation/User warnings)
+is silenced, so that a run's
 output is lmforge's own lines. ``--debug`` or ``LMFORGE_VERBOSE=1`` shows all of it.
 
 ``apply`` runs first thing in the CLI: environment defaults (read by the libraries when they
@@ -12,10 +13,13 @@ is still shown: it is ours to fix).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
 import warnings
+from importlib.abc import MetaPathFinder
 
 VERBOSE_ENV = "LMFORGE_VERBOSE"
 # library environment switches: progress bars off, transformers' log level to errors
@@ -24,6 +28,33 @@ ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS":
 # loggers whose warnings are noise on a working install (errors still show)
 QUIET_LOGGERS = ("bitsandbytes", "kernels", "DeepSpeed", "accelerate", "datasets", "peft",
                  "trl", "torch.distributed.elastic")
+
+
+# modules that print (not log) when imported: transformers' trackers module prints
+# "[INFO] Running in WANDB offline mode" whenever WANDB_MODE=offline
+PRINT_ON_IMPORT = frozenset({"transformers.integrations.integration_utils"})
+
+
+class _SilentImport(MetaPathFinder):
+    """Runs the modules of PRINT_ON_IMPORT with their standard output discarded."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in PRINT_ON_IMPORT:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                run = spec.loader.exec_module
+
+                def exec_module(module, run=run):
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        run(module)
+
+                spec.loader.exec_module = exec_module
+                return spec
+        return None
 
 
 def verbose(debug: bool = False) -> bool:
@@ -54,6 +85,8 @@ def apply(debug: bool = False) -> None:
     # DeepSpeed (re)configures its own logger when imported; a filter survives that
     logging.getLogger("DeepSpeed").addFilter(
         lambda r: not r.getMessage().startswith("Setting accelerator to"))
+    if not any(isinstance(f, _SilentImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SilentImport())
     # third-party warnings; lmforge's own modules keep theirs
     for category in (FutureWarning, DeprecationWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category, module=r"(?!lmforge)")
