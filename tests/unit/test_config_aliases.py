@@ -60,7 +60,10 @@ def test_seed_blocks_no_longer_get_misleading_hints():
 
 
 def test_an_unchanged_llamafactory_config_gets_a_way_forward_for_every_key():
-    found = problems(QWEN3_LORA_SFT)
+    with pytest.raises(ConfigError) as info:
+        validate(QWEN3_LORA_SFT)
+    assert "lmforge convert llamafactory FILE -o run.yaml" in info.value.hint
+    found = info.value.problems
     assert found[0] == "model: required key is missing"
     assert len(found[1:]) == len(QWEN3_LORA_SFT) - 1  # stage is an lmforge key too
     for line in found[1:]:

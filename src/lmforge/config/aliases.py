@@ -55,7 +55,8 @@ def _b(name, target, note="", value=None) -> Alias:
 
 ALIASES: tuple[Alias, ...] = (
     # --- model --------------------------------------------------------------------------------
-    _d("model_name_or_path", "model.path", "a hub id must be in the local cache: lmforge works offline"),
+    _d("model_name_or_path", "model.path", "a hub id must be in the local cache: lmforge works "
+       "offline"),
     _d("adapter_name_or_path", "adapter.path", "one adapter: lmforge continues one",
        V.one_adapter),
     _d("trust_remote_code", "model.trust_remote_code"),
