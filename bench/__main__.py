@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from bench import runner
-    from lmforge.training.fastloss import physical_cores
+    from lmforge.training.device import physical_cores
 
     console = Console()
     threads = args.threads or physical_cores()

@@ -147,7 +147,7 @@ def test_gguf_model_trains_with_lora(tiny_gguf, tmp_path, monkeypatch):
 
     cfg = sft_config(tmp_path, "gguf-run", {"type": "lora", "r": 4},
                      model={"path": str(tiny_gguf), "cache_dir": str(tmp_path / "conv")})
-    result, snap = train_with_snapshot(cfg, monkeypatch)
+    result, snap = train_with_snapshot(cfg)
     assert all(not (snap.begin[n] == snap.end[n]).all() for n in snap.trainable)
     assert (result.output_dir / "adapter_model.safetensors").is_file()
     assert math.isfinite(result.metrics["train_loss"])

@@ -95,7 +95,7 @@ def test_log_lines_and_cli_errors_are_redacted(capsys, monkeypatch):
 def _parser_running(fn):
     import argparse
 
-    def build():
+    def build(commands=None):
         parser = argparse.ArgumentParser()
         parser.add_argument("command")
         parser.set_defaults(_run=fn)
