@@ -27,8 +27,9 @@ os.environ.setdefault("LMFORGE_CACHE", str(SYSTEM_TMP / "lmforge-test-cache"))
 TEMP_PREFIXES = ("lmforge-", "fuzz-", "cfgfuzz-", "ovfuzz-", "build-")
 # caches libraries keep in $TMPDIR on purpose: torch's compile cache (made on importing deepspeed),
 # jieba's dictionary cache (Chinese ROUGE), and multiprocessing's own directory of a forkserver
-# that lives until the interpreter exits (the kill/resume tests share one; Python removes it)
-LIBRARY_CACHES = ("torchinductor_", "jieba.cache", "pymp-")
+# that lives until the interpreter exits (the kill/resume tests share one; Python removes it),
+# gradio's upload/cache directory (web UI tests)
+LIBRARY_CACHES = ("torchinductor_", "jieba.cache", "pymp-", "gradio")
 
 import pytest  # noqa: E402
 

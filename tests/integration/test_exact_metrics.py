@@ -31,10 +31,11 @@ def _pair_ids(cfg):
     """(chosen ids, rejected ids) per evaluation pair, as stage rm tokenizes them."""
     from lmforge.data.preference_build import rm_dataset
     from lmforge.data.preference_data import load_records
-    from lmforge.training import preference_common as pc
+    from lmforge.training.context import start
 
-    _, tokenizer, template = pc.prepare(cfg)
-    _, evals, _ = load_records(cfg, tokenizer, template, "pair")
+    ctx = start(cfg)
+    tokenizer = ctx.tokenizer
+    _, evals, _ = load_records(cfg, tokenizer, ctx.template, "pair")
     ds = rm_dataset(evals, tokenizer, cfg.data.max_length, cfg.data.truncation, None)[0]
     return list(zip(ds["chosen_ids"], ds["rejected_ids"]))
 

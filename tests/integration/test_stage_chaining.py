@@ -12,6 +12,7 @@ import torch
 
 from lmforge import stages
 from lmforge.model import chain
+from lmforge.training.context import RunContext
 from tests.conftest import write_jsonl
 from tests.integration.rl_toys import (config, example, preference_data, prompt_data,
                                        write_rewards)
@@ -104,6 +105,7 @@ def _check_loadable(run, sft_run, ids, sft, tmp_path):
 
 def test_dpo_continues_from_a_lora_sft_run(sft_run, sft_logits, tmp_path):
     from lmforge.stages import dpo
+    from lmforge.training.context import start
 
     ids, sft, base = sft_logits
     cfg = config(example("dpo"), tmp_path, model={"path": str(sft_run)},
@@ -114,7 +116,7 @@ def test_dpo_continues_from_a_lora_sft_run(sft_run, sft_logits, tmp_path):
     probe = chain.resolve(cfg.model_copy(update={"train": cfg.train.model_copy(
         update={"output_dir": str(tmp_path / "probe")})}))
     assert probe.model.path == str(tmp_path / "probe" / chain.BASE_DIR)
-    trainer = dpo.build(probe)[0]
+    trainer = dpo.build(start(probe))[0]
     model = trainer.model
     assert trainer.ref_model is None and list(model.peft_config) == ["default"]
     assert torch.allclose(_logits(model, ids), sft, atol=1e-4)  # the policy starts as SFT
@@ -141,14 +143,14 @@ def test_ppo_continues_from_a_lora_sft_run(sft_run, sft_logits, tmp_path):
                  adapter={"type": "lora", "r": 4, "alpha": 8},
                  ppo={"reward_functions": [f"{rewards}:digit_share"], "mini_batch_size": 8})
     resolved = chain.resolve(cfg)
-    policy, reference, _, _ = build_models(resolved, load_tokenizer(resolved.model), "cpu")
+    policy, reference, _, _ = build_models(RunContext(resolved, tmp_path, load_tokenizer(resolved.model), None), "cpu")
     assert reference is None  # the reference is the policy with its adapter disabled ...
     assert torch.allclose(_logits(policy, ids), sft, atol=1e-4)
     with policy.disable_adapter():  # ... which is the SFT model, so the KL is measured from it
         assert torch.allclose(_logits(policy, ids), sft, atol=1e-4)
     full = resolved.model_copy(update={"adapter": resolved.adapter.model_copy(
         update={"type": "full"})})
-    _, frozen, _, _ = build_models(full, load_tokenizer(resolved.model), "cpu")
+    _, frozen, _, _ = build_models(RunContext(full, tmp_path, load_tokenizer(resolved.model), None), "cpu")
     assert torch.allclose(_logits(frozen, ids), sft, atol=1e-4)  # full: a frozen SFT copy
 
     result = stages.run(cfg)
@@ -160,6 +162,7 @@ def test_a_full_finetune_run_is_a_model_directory(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lmforge.stages import dpo
+    from lmforge.training.context import start
 
     torch.set_num_threads(1)
     run = stages.run(_sft_config(tmp_path, {"type": "full"})).output_dir
@@ -167,7 +170,7 @@ def test_a_full_finetune_run_is_a_model_directory(tmp_path):
                  data=preference_data(tmp_path, 8, 4),
                  train={"report_to": ["none"], "num_threads": 1})
     assert chain.resolve(cfg) is cfg and chain.problems(cfg) == []
-    trainer = dpo.build(cfg)[0]
+    trainer = dpo.build(start(cfg))[0]
     ids = _ids(AutoTokenizer.from_pretrained(run))
     want = _logits(AutoModelForCausalLM.from_pretrained(run, dtype=torch.float32), ids)
     assert torch.allclose(_logits(trainer.model, ids), want, atol=1e-5)

@@ -38,10 +38,11 @@ def _logps(model, enc):
 
 def test_lora_reference_is_the_policy_with_its_adapter_disabled(tmp_path):
     from lmforge.stages import dpo
+    from lmforge.training.context import start
 
     cfg = config(example("dpo"), tmp_path, data=preference_data(tmp_path, 8, 4),
                  adapter={"type": "lora", "r": 4, "alpha": 8})
-    trainer = dpo.build(cfg)[0]
+    trainer = dpo.build(start(cfg))[0]
     model = trainer.model
     assert trainer.ref_model is None
     assert list(model.peft_config) == ["default"]  # trl's 'ref' adapter copy was dropped
@@ -64,10 +65,11 @@ def test_lora_reference_is_the_policy_with_its_adapter_disabled(tmp_path):
 
 def test_full_finetuning_reference_is_a_frozen_copy_and_losses_reach_trl(tmp_path):
     from lmforge.stages import dpo
+    from lmforge.training.context import start
 
     cfg = config(example("dpo"), tmp_path, data=preference_data(tmp_path, 8, 4),
                  dpo={"loss": "ipo", "beta": 0.3})
-    trainer = dpo.build(cfg)[0]
+    trainer = dpo.build(start(cfg))[0]
     assert trainer.ref_model is not None and trainer.ref_model is not trainer.model
     assert not any(p.requires_grad for p in trainer.ref_model.parameters())
     assert trainer.loss_types == ["ipo"] and trainer.beta == 0.3

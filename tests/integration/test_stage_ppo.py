@@ -49,8 +49,9 @@ def test_ppo_lora_reference_is_the_adapter_disabled_policy(tmp_path):
     cfg = _ppo(tmp_path, adapter={"type": "lora", "r": 4, "alpha": 8},
                train={"max_steps": 2, "batch_size": 8, "learning_rate": 1e-2, "save_steps": 2})
     from lmforge.model.loader import load_tokenizer
+    from lmforge.training.context import RunContext
 
-    policy, reference, head, backbone = build_models(cfg, load_tokenizer(cfg.model), "cpu")
+    policy, reference, head, backbone = build_models(RunContext(cfg, tmp_path, load_tokenizer(cfg.model), None), "cpu")
     assert reference is None and backbone is None  # no second copy of the model
     assert all(not p.requires_grad for n, p in policy.named_parameters() if "lora" not in n)
     result = stages.run(cfg)

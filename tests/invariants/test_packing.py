@@ -14,6 +14,7 @@ import pytest
 
 from lmforge.data.collate import PackedCollator, varlen_kwargs
 from lmforge.data.packing import IGNORE, best_fit_decreasing, pack_rows, segment_lengths
+from lmforge.training.context import RunContext
 
 MAX_LEN = 48
 
@@ -147,7 +148,8 @@ def test_trainer_path_keeps_examples_isolated(tiny_model_dir, packed_batch, tmp_
     model = _model(tiny_model_dir, "sdpa")
     model.config.use_cache = True
     args = build_arguments(cfg, has_eval=False)
-    trainer = T.build_trainer(cfg, model, args, None, None, PackedCollator(0), None)
+    trainer = T.build_trainer(RunContext(cfg, tmp_path, None, None), model, args, None,
+                              collator=PackedCollator(0))
     assert model.config.use_cache is False
     with torch.no_grad():
         loss = trainer.compute_loss(model, dict(batch))
@@ -166,8 +168,8 @@ def test_packing_with_kv_cache_requested_is_refused(tiny_model_dir, tmp_path):
                               "extra": {"use_cache": True}}})
     args = build_arguments(cfg, has_eval=False)
     with pytest.raises(ConfigError, match="use_cache"):
-        T.build_trainer(cfg, _model(tiny_model_dir, "sdpa"), args, None, None,
-                        PackedCollator(0), None)
+        T.build_trainer(RunContext(cfg, tmp_path, None, None), _model(tiny_model_dir, "sdpa"),
+                        args, None, collator=PackedCollator(0))
 
 
 def test_model_that_ignores_packed_positions_is_refused(tiny_model_dir, tmp_path):
@@ -186,5 +188,5 @@ def test_model_that_ignores_packed_positions_is_refused(tiny_model_dir, tmp_path
     cfg = validate({"model": {"path": str(tiny_model_dir)}, "data": {"packing": True},
                     "train": {"output_dir": str(tmp_path), "report_to": ["none"]}})
     with pytest.raises(ConfigError, match="ignores packed position ids"):
-        T.build_trainer(cfg, model, build_arguments(cfg, has_eval=False), None, None,
-                        PackedCollator(0), None)
+        T.build_trainer(RunContext(cfg, tmp_path, None, None), model,
+                        build_arguments(cfg, has_eval=False), None, collator=PackedCollator(0))

@@ -26,35 +26,34 @@ def build_args(cfg: RunConfig, has_eval: bool):
         max_length=cfg.data.max_length, precompute_ref_log_probs=m.precompute_ref_log_probs))
 
 
-def build(cfg: RunConfig, callbacks=()):
-    """(trainer, output dir, tokenizer, template, extra metrics): everything but training."""
+def build(ctx):
+    """(trainer, extra metrics): everything but training."""
     from trl import DPOTrainer
 
     from lmforge.data.preference_build import pairs_dataset
+    from lmforge.data.preference_data import load_records
     from lmforge.training import common
     from lmforge.training import preference_common as pc
-    from lmforge.data.preference_data import load_records
-    from lmforge.training.trainer import build_trainer
     from lmforge.training.exact_metrics import exact  # pair-exact accuracy
+    from lmforge.training.trainer import build_trainer
 
-    out, tokenizer, template = pc.prepare(cfg)
-    train, evals, stats = load_records(cfg, tokenizer, template, "pair")
+    cfg, tokenizer, m = ctx.cfg, ctx.tokenizer, ctx.method()
+    train, evals, stats = load_records(cfg, tokenizer, ctx.template, "pair")
     args = build_args(cfg, has_eval=evals is not None)
-    m = cfg.method()
-    policy, reference = pc.policy_and_reference(cfg, tokenizer, m.reference_model,
+    policy, reference = pc.policy_and_reference(ctx, m.reference_model,
                                                 need_reference=not m.precompute_ref_log_probs)
     counts = common.log_parameters(policy)
-    trainer = build_trainer(cfg, policy, args, pairs_dataset(train, tokenizer),
-                            pairs_dataset(evals, tokenizer) if evals else None, None, tokenizer,
-                            callbacks=callbacks, cls=exact(DPOTrainer), ref_model=reference)
+    trainer = build_trainer(ctx, policy, args, pairs_dataset(train, tokenizer),
+                            pairs_dataset(evals, tokenizer) if evals else None,
+                            cls=exact(DPOTrainer), ref_model=reference)
     pc.use_disabled_adapter_as_reference(trainer, cfg)
-    return trainer, out, tokenizer, template, dict(counts, train_examples=len(train),
-                                                   **pc.flat_stats(stats))
+    return trainer, dict(counts, train_examples=len(train), **pc.flat_stats(stats))
 
 
 def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.training import preference_common as pc
+    from lmforge.training.context import start
 
-    trainer, out, tokenizer, template, extra = build(cfg, callbacks)
-    return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
-                    summarize="rewards/margins")
+    ctx = start(cfg, callbacks)
+    trainer, extra = build(ctx)
+    return pc.train(ctx, trainer, extra, CURVES, summarize="rewards/margins")

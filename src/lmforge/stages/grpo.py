@@ -104,14 +104,15 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.rewards.combine import configured_rewards, reward_weights
     from lmforge.training import common
     from lmforge.training import preference_common as pc
+    from lmforge.training.context import start
     from lmforge.training.trainer import build_trainer
 
-    out, tokenizer, template = pc.prepare(cfg)
-    m = cfg.method()
+    ctx = start(cfg, callbacks)
+    tokenizer, template, m = ctx.tokenizer, ctx.template, ctx.method()
     train, evals = load_examples(cfg, lambda ex: ex, (PromptExample,), "prompt")
     args = build_args(cfg, evals is not None, reward_weights(m))
     rewards = configured_rewards(m, args.device)
-    policy, _ = pc.policy_and_reference(cfg, tokenizer, need_reference=False)
+    policy, _ = pc.policy_and_reference(ctx, need_reference=False)  # trl makes the reference
     ends = turn_template(m.prompt_template, template)  # raw prompts end at EOS
     policy.generation_config.eos_token_id = common.end_of_turn_ids(tokenizer, ends)
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -119,18 +120,18 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     datasets, stats = prompt_datasets(cfg, {"train": train, "eval": evals}, tokenizer, template)
     watch = diagnostics(cfg, datasets, tokenizer, policy.generation_config.eos_token_id)
     # no collator: GRPOTrainer batches raw prompt rows and generates the completions itself
-    trainer = build_trainer(cfg, policy, args, datasets["train"], datasets.get("eval"), None,
-                            tokenizer, callbacks=[*callbacks, *filter(None, [watch])],
-                            cls=GRPOTrainer, reward_funcs=[r.function for r in rewards])
+    trainer = build_trainer(ctx, policy, args, datasets["train"], datasets.get("eval"),
+                            callbacks=[watch] if watch else [], cls=GRPOTrainer,
+                            reward_funcs=[r.function for r in rewards])
     pc.use_disabled_adapter_as_reference(trainer, cfg)
     if watch is not None:
         watch.reference = trainer.ref_model  # a frozen copy (full fine-tuning, beta > 0) or None
     extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
-    result = pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES, summarize="reward")
+    result = pc.train(ctx, trainer, extra, CURVES, summarize="reward")
     if watch is not None and watch.results:
         result.metrics.update(watch.summary())
         if trainer.is_world_process_zero():
-            write_metrics(out, result.metrics)
+            write_metrics(ctx.out, result.metrics)
     return result
 
 

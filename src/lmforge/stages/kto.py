@@ -29,22 +29,21 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from trl import KTOTrainer
 
     from lmforge.data.preference_build import unpaired_dataset
+    from lmforge.data.preference_data import load_records
     from lmforge.training import common
     from lmforge.training import preference_common as pc
-    from lmforge.data.preference_data import load_records
+    from lmforge.training.context import start
     from lmforge.training.trainer import build_trainer
 
-    out, tokenizer, template = pc.prepare(cfg)
-    train, evals, stats = load_records(cfg, tokenizer, template, "unpaired")
+    ctx = start(cfg, callbacks)
+    tokenizer, m = ctx.tokenizer, ctx.method()
+    train, evals, stats = load_records(cfg, tokenizer, ctx.template, "unpaired")
     args = build_args(cfg, has_eval=evals is not None)
-    m = cfg.method()
-    policy, reference = pc.policy_and_reference(cfg, tokenizer,
-                                                need_reference=not m.precompute_ref_log_probs)
+    policy, reference = pc.policy_and_reference(ctx, need_reference=not m.precompute_ref_log_probs)
     counts = common.log_parameters(policy)
-    trainer = build_trainer(cfg, policy, args, unpaired_dataset(train, tokenizer),
-                            unpaired_dataset(evals, tokenizer) if evals else None, None,
-                            tokenizer, callbacks=callbacks, cls=KTOTrainer, ref_model=reference)
+    trainer = build_trainer(ctx, policy, args, unpaired_dataset(train, tokenizer),
+                            unpaired_dataset(evals, tokenizer) if evals else None,
+                            cls=KTOTrainer, ref_model=reference)
     pc.use_disabled_adapter_as_reference(trainer, cfg)
     extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
-    return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
-                    summarize="rewards/margins")
+    return pc.train(ctx, trainer, extra, CURVES, summarize="rewards/margins")

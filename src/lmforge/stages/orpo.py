@@ -33,20 +33,20 @@ def build_args(cfg: RunConfig, has_eval: bool):
 
 def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.data.preference_build import pairs_dataset
+    from lmforge.data.preference_data import load_records
     from lmforge.training import common
     from lmforge.training import preference_common as pc
-    from lmforge.data.preference_data import load_records
+    from lmforge.training.context import start
     from lmforge.training.trainer import build_trainer
 
     _, trainer_cls = _orpo()
-    out, tokenizer, template = pc.prepare(cfg)
-    train, evals, stats = load_records(cfg, tokenizer, template, "pair")
+    ctx = start(cfg, callbacks)
+    tokenizer = ctx.tokenizer
+    train, evals, stats = load_records(cfg, tokenizer, ctx.template, "pair")
     args = build_args(cfg, has_eval=evals is not None)
-    policy, _ = pc.policy_and_reference(cfg, tokenizer, need_reference=False)
+    policy, _ = pc.policy_and_reference(ctx, need_reference=False)  # ORPO has no reference
     counts = common.log_parameters(policy)
-    trainer = build_trainer(cfg, policy, args, pairs_dataset(train, tokenizer),
-                            pairs_dataset(evals, tokenizer) if evals else None, None, tokenizer,
-                            callbacks=callbacks, cls=trainer_cls)
+    trainer = build_trainer(ctx, policy, args, pairs_dataset(train, tokenizer),
+                            pairs_dataset(evals, tokenizer) if evals else None, cls=trainer_cls)
     extra = dict(counts, train_examples=len(train), **pc.flat_stats(stats))
-    return pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
-                    summarize="rewards/margins")
+    return pc.train(ctx, trainer, extra, CURVES, summarize="rewards/margins")

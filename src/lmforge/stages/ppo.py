@@ -30,9 +30,6 @@ def build_args(cfg: RunConfig, has_eval: bool):
     if cfg.adapter.type == "adalora":
         raise ConfigError("adapter.type: stage ppo does not run AdaLoRA's rank schedule (a "
                           "Trainer callback); use lora")
-    if cfg.train.grad_accum > 1:
-        log.warning("train.grad_accum is not used by stage ppo: every mini-batch of a rollout is "
-                    "one optimizer step (set ppo.mini_batch_size)")
     return args
 
 
@@ -74,20 +71,19 @@ def _placed(model, device):
     return model.to(device)
 
 
-def build_models(cfg: RunConfig, tokenizer, device):
+def build_models(ctx, device):
     """(policy, reference or None, value head, separate critic backbone or None)."""
     from lmforge.model.loader import load_model
     from lmforge.rl.rollout import ValueHead
     from lmforge.rl.state import is_peft
     from lmforge.training.trainer import prepare_model
 
+    cfg, tokenizer = ctx.cfg, ctx.tokenizer
     policy = _placed(prepare_model(cfg, tokenizer), device)
     _no_dropout(policy)
     reference = None
     if not is_peft(policy):
-        from lmforge.training.device import decide
-
-        reference = load_model(cfg.model, tokenizer, facts=decide(cfg))
+        reference = load_model(cfg.model, tokenizer, facts=ctx.facts)
         reference = reference.to(device).eval().requires_grad_(False)
     backbone = None
     if cfg.method().critic == "separate":
@@ -128,11 +124,12 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.rl.ppo import PPO
     from lmforge.data.prompts import turn_template
     from lmforge.training import common
-    from lmforge.training.preference_common import flat_stats, prepare
+    from lmforge.training.context import start
+    from lmforge.training.preference_common import flat_stats
 
-    out, tokenizer, template = prepare(cfg)
+    ctx = start(cfg)  # the callbacks go to the loop's events (below), not to a Trainer
+    out, tokenizer, template, m = ctx.out, ctx.tokenizer, ctx.template, ctx.method()
     tokenizer.chat_template = template  # checkpoints and the final model carry the one used
-    m = cfg.method()
     train, evals, data_stats = load_prompt_sets(cfg, tokenizer, template)
     args = build_args(cfg, has_eval=evals is not None)
     eos_ids = common.end_of_turn_ids(tokenizer, turn_template(m.prompt_template, template))
@@ -140,7 +137,7 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     # refuses, before any model loads, what it cannot fire
     events = LoopEvents([*callbacks, *filter(None, [watch])], args)
     rewards = RewardSet(configured_rewards(m, args.device))
-    policy, reference, head, backbone = build_models(cfg, tokenizer, args.device)
+    policy, reference, head, backbone = build_models(ctx, args.device)
     counts = common.log_parameters(policy)
     if watch is not None:
         watch.reference = reference  # None with an adapter: the policy with it disabled

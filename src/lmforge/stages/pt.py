@@ -13,13 +13,10 @@ from lmforge.training.result import RunResult
 
 
 def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
-    from lmforge.model.loader import load_tokenizer
-    from lmforge.training import common
     from lmforge.stages.sft import train_lm
+    from lmforge.training.context import start
 
     if cfg.data.format not in ("text", "auto"):
         raise ConfigError(f"data.format: stage pt trains on raw text; use format 'text' (got "
                           f"'{cfg.data.format}'), or stage sft for conversations")
-    common.setup_torch(cfg)
-    tokenizer = load_tokenizer(cfg.model)
-    return train_lm(cfg, None, tokenizer, callbacks=callbacks)
+    return train_lm(start(cfg, callbacks, chat=False))

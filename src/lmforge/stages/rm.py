@@ -69,9 +69,10 @@ def save_reward_model(cfg: RunConfig):
     """A save function for preference_common.train: the model AutoModelForSequenceClassification
     loads (adapters merged into a float copy of the base), tokenizer with the template used."""
 
-    def save(trainer, tokenizer, template: str, out: Path) -> None:
+    def save(trainer, ctx) -> None:
         from lmforge.rl.state import is_peft
 
+        tokenizer, template, out = ctx.tokenizer, ctx.template, ctx.out
         model = trainer.model
         tokenizer.chat_template = template
         if is_peft(model):
@@ -108,28 +109,26 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from trl import RewardTrainer
 
     from lmforge.data.preference_build import rm_dataset
+    from lmforge.data.preference_data import load_records
     from lmforge.training import common
     from lmforge.training import preference_common as pc
-    from lmforge.data.preference_data import load_records
-    from lmforge.training.trainer import build_trainer
+    from lmforge.training.context import start
     from lmforge.training.exact_metrics import exact  # pair-exact accuracy
+    from lmforge.training.trainer import build_trainer
 
-    out, tokenizer, template = pc.prepare(cfg)
-    train, evals, stats = load_records(cfg, tokenizer, template, "pair")
+    ctx = start(cfg, callbacks)
+    tokenizer, d, m = ctx.tokenizer, cfg.data, ctx.method()
+    train, evals, stats = load_records(cfg, tokenizer, ctx.template, "pair")
     args = build_args(cfg, has_eval=evals is not None)
-    m = cfg.method()
-    d = cfg.data
     train_ds, dropped = rm_dataset(train, tokenizer, d.max_length, d.truncation, m.margin)
     eval_ds = rm_dataset(evals, tokenizer, d.max_length, d.truncation, m.margin)[0] if evals \
         else None
     model = load_reward_model(cfg, tokenizer)
     counts = common.log_parameters(model)
-    trainer = build_trainer(cfg, model, args, train_ds, eval_ds, None, tokenizer,
-                            callbacks=callbacks, cls=exact(RewardTrainer))
+    trainer = build_trainer(ctx, model, args, train_ds, eval_ds, cls=exact(RewardTrainer))
     extra = dict(counts, train_examples=len(train_ds), dropped_pairs=dropped,
                  **pc.flat_stats(stats))
-    result = pc.train(trainer, cfg, tokenizer, template, out, extra, CURVES,
-                      save=save_reward_model(cfg))
+    result = pc.train(ctx, trainer, extra, CURVES, save=save_reward_model(cfg))
     if "eval_accuracy" in result.metrics:
         log.info("reward model: eval pairwise accuracy %.3f (before training %.3f)",
                  result.metrics["eval_accuracy"], result.metrics.get("eval_accuracy_start", 0.5))

@@ -6,46 +6,40 @@ ids and proven label masks). ``train_lm`` is the whole workflow, shared with sta
 
 from __future__ import annotations
 
-import logging
-
 from lmforge.config.run import RunConfig
 from lmforge.training.result import RunResult
 
-log = logging.getLogger(__name__)
 
-
-def train_lm(cfg: RunConfig, template: str | None, tokenizer,
-             method_kwargs: dict | None = None, callbacks=()) -> RunResult:
+def train_lm(ctx, method_kwargs: dict | None = None) -> RunResult:
     """Data -> model -> Trainer -> train (resume) -> final save -> metrics.json + loss.png."""
     from lmforge.data import pipeline
+    from lmforge.distributed.ranks import main_first
     from lmforge.training import common
     from lmforge.training import trainer as T
     from lmforge.training.args import build_arguments
-    from lmforge.utils.rundir import write_json, write_run_files
+    from lmforge.utils.rundir import write_json
 
-    from lmforge.distributed.ranks import main_first
-
-    out = write_run_files(cfg)
+    cfg, tokenizer = ctx.cfg, ctx.tokenizer
     with main_first():  # several processes: rank 0 tokenizes, the others read its cache
-        data = pipeline.build(cfg, tokenizer, template)
+        data = pipeline.build(cfg, tokenizer, ctx.template)
     model = T.prepare_model(cfg, tokenizer)
     counts = common.log_parameters(model)
     train_ds, eval_ds, collator = T.prepare_data(cfg, data, tokenizer, model)
-    write_json(out, "data_stats.json", data.stats)  # the pre-flight statistics of this run
+    write_json(ctx.out, "data_stats.json", data.stats)  # the pre-flight statistics of this run
     args = build_arguments(cfg, has_eval=eval_ds is not None, method_kwargs=method_kwargs)
-    hooks = T.eval_hooks(cfg)
-    if hooks:
-        callbacks = [*hooks.callbacks(cfg, tokenizer, template, data.eval_examples), *callbacks]
-    trainer = T.build_trainer(cfg, model, args, train_ds, eval_ds, collator, tokenizer,
-                              callbacks=callbacks)
+    hooks = T.eval_hooks(cfg)  # generation metrics during training, best checkpoint
+    stage_callbacks = hooks.callbacks(cfg, tokenizer, ctx.template, data.eval_examples) \
+        if hooks else []
+    trainer = T.build_trainer(ctx, model, args, train_ds, eval_ds, collator=collator,
+                              callbacks=stage_callbacks)
     output = T.train(trainer, cfg)
     extra = dict(counts, train_examples=len(data.train), train_rows=len(train_ds))
     if hooks:
-        extra.update(hooks.finalize(trainer, cfg, out) or {})
+        extra.update(hooks.finalize(trainer, cfg, ctx.out) or {})
     if eval_ds is not None and not _evaluated_at_end(trainer):
         trainer.evaluate()
-    common.save_final(trainer, tokenizer, template, out)
-    return common.finish(trainer, output, out, extra)
+    common.save_final(trainer, ctx)
+    return common.finish(ctx, trainer, output, extra)
 
 
 def _evaluated_at_end(trainer) -> bool:
@@ -54,15 +48,8 @@ def _evaluated_at_end(trainer) -> bool:
 
 
 def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
-    from lmforge.data.templates import resolve_template
-    from lmforge.model.loader import load_tokenizer
-    from lmforge.training import common
+    from lmforge.training.context import start
 
-    common.setup_torch(cfg)
-    tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template(cfg.model.template, tokenizer)
-    method = cfg.method()
-    kwargs = {}
-    if method.neftune_noise_alpha is not None:
-        kwargs["neftune_noise_alpha"] = method.neftune_noise_alpha
-    return train_lm(cfg, template, tokenizer, kwargs, callbacks=callbacks)
+    ctx = start(cfg, callbacks)
+    alpha = cfg.method().neftune_noise_alpha
+    return train_lm(ctx, {"neftune_noise_alpha": alpha} if alpha is not None else None)

@@ -84,9 +84,11 @@ def end_of_turn_ids(tokenizer, template: str | None) -> list[int]:
     return ids
 
 
-def save_final(trainer, tokenizer, template: str | None, out: Path) -> None:
-    """Final model (or adapter) + tokenizer with the chat template used + generation config whose
-    eos is the template's end-of-turn token (serving then renders and stops like training)."""
+def save_final(trainer, ctx) -> None:
+    """Final model (or adapter) into the run directory + tokenizer with the chat template used +
+    generation config whose eos is the template's end-of-turn token (serving then renders and
+    stops like training)."""
+    tokenizer, template, out = ctx.tokenizer, ctx.template, ctx.out
     model = trainer.model
     config = getattr(model, "config", None)
     if config is not None:
@@ -106,14 +108,15 @@ def save_final(trainer, tokenizer, template: str | None, out: Path) -> None:
         config.use_cache = False
 
 
-def finish(trainer, train_output, out: Path, extra: dict | None = None) -> RunResult:
+def finish(ctx, trainer, train_output, extra: dict | None = None) -> RunResult:
     """metrics.json (train_loss, eval_loss, train_runtime, train_tokens_per_second, ...) and
     loss.png with the train and eval curves. ``train_loss`` is the mean over every step of the
     run, resumed ones included, averaged over the global batch (training/saving.py);
-    ``resumed_from_step`` marks a run this process resumed. ``total_flos`` is summed over processes and
-    counts attended tokens, not padding (training/saving.py)."""
+    ``resumed_from_step`` marks a run this process resumed. ``total_flos`` is summed over
+    processes and counts attended tokens, not padding (training/saving.py)."""
     from lmforge.training.saving import run_train_loss
 
+    out = ctx.out
     # samples/s would count packed blocks as samples: trained tokens/s (below) is the honest rate
     metrics = {k: v for k, v in train_output.metrics.items() if k != "train_samples_per_second"}
     history = trainer.state.log_history

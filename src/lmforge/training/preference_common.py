@@ -15,19 +15,6 @@ from lmforge.utils.rundir import write_metrics
 log = logging.getLogger(__name__)
 
 
-def prepare(cfg: RunConfig):
-    """Run directory, torch set-up, tokenizer and the chat template (the same as SFT/serving)."""
-    from lmforge.data.templates import resolve_template
-    from lmforge.model.loader import load_tokenizer
-    from lmforge.training import common
-    from lmforge.utils.rundir import write_run_files
-
-    out = write_run_files(cfg)
-    common.setup_torch(cfg)
-    tokenizer = load_tokenizer(cfg.model)
-    return out, tokenizer, resolve_template(cfg.model.template, tokenizer)
-
-
 def flat_stats(stats: dict) -> dict:
     return {f"data_{split}_{k}": v for split, s in stats.items() for k, v in s.items()
             if isinstance(v, (int, float))}
@@ -44,24 +31,23 @@ def trl_kwargs(cfg: RunConfig, cls) -> dict:
     return {k: v for k, v in wanted.items() if k in known}
 
 
-def policy_and_reference(cfg: RunConfig, tokenizer, reference_path: str | None = None,
-                         need_reference: bool = True):
+def policy_and_reference(ctx, reference_path: str | None = None, need_reference: bool = True):
     """The policy (base + adapter) and its frozen reference: None when trl can use the policy
     with its adapter disabled (or precomputes the reference), else a copy of the base, or the
     model at ``reference_path``."""
     from lmforge.model.loader import load_model
     from lmforge.rl.state import is_peft
-    from lmforge.training.device import decide
     from lmforge.training.trainer import prepare_model
 
+    cfg, tokenizer = ctx.cfg, ctx.tokenizer
     policy = prepare_model(cfg, tokenizer)
     if reference_path:
         ref_cfg = cfg.model.model_copy(update={"path": reference_path})
-        reference = load_model(ref_cfg, tokenizer, facts=decide(cfg))
+        reference = load_model(ref_cfg, tokenizer, facts=ctx.facts)
         return policy, reference.eval().requires_grad_(False)
     if not need_reference or is_peft(policy):
         return policy, None
-    reference = load_model(cfg.model, tokenizer, facts=decide(cfg))
+    reference = load_model(cfg.model, tokenizer, facts=ctx.facts)
     return policy, reference.eval().requires_grad_(False)
 
 
@@ -86,9 +72,8 @@ def _evaluate(trainer) -> dict:
 START_KEYS = ("loss", "accura", "margin", "reward")
 
 
-def train(trainer, cfg: RunConfig, tokenizer, template: str, out: Path, extra: dict,
-          curves: dict[str, tuple[str, ...]], save=None, summarize: str | None = None
-          ) -> RunResult:
+def train(ctx, trainer, extra: dict, curves: dict[str, tuple[str, ...]], save=None,
+          summarize: str | None = None) -> RunResult:
     """Evaluate before training (fresh runs with eval data: the baseline), train (resuming when
     asked), evaluate at the end, save, write metrics.json and the curves; ``summarize`` names a
     logged value whose first/last means go into the metrics (e.g. the GRPO reward)."""
@@ -97,6 +82,7 @@ def train(trainer, cfg: RunConfig, tokenizer, template: str, out: Path, extra: d
     from lmforge.training import common
     from lmforge.training.trainer import train as run_training
 
+    cfg, out = ctx.cfg, ctx.out
     has_eval = trainer.eval_dataset is not None
     baseline = _evaluate(trainer) if has_eval and common.resume_checkpoint(cfg) is None else {}
     start = time.perf_counter()
@@ -107,7 +93,7 @@ def train(trainer, cfg: RunConfig, tokenizer, template: str, out: Path, extra: d
                             for h in history):
         trainer.evaluate()
         history = list(trainer.state.log_history)
-    (save or common.save_final)(trainer, tokenizer, template, out)
+    (save or common.save_final)(trainer, ctx)
     metrics = {k: v for k, v in result.metrics.items() if not k.endswith("_per_second")}
     metrics.update(train_loss=result.training_loss, train_runtime=seconds,
                    global_step=trainer.state.global_step, **extra)

@@ -1,12 +1,13 @@
 """Trainer plumbing every stage shares: model preparation, collator choice (padded or packed),
 a Trainer with lmforge's callbacks and honest trained-token counting, training with resume.
 
-A stage does: ``model = prepare_model(cfg, tokenizer)``; ``train, eval, collator =
-prepare_data(cfg, data, tokenizer, model)``; ``trainer = build_trainer(...)``;
+A stage does: ``ctx = context.start(cfg, callbacks)``; ``model = prepare_model(cfg,
+ctx.tokenizer)``; ``train, eval, collator = prepare_data(cfg, data, tokenizer, model)``;
+``trainer = build_trainer(ctx, model, args, train, eval, collator=collator)``;
 ``output = train(trainer, cfg)``; then ``common.save_final`` and ``common.finish``.
 Any Trainer subclass (trl's included) works: ``build_trainer(..., cls=DPOTrainer)``. Callbacks
 from outside (plugins, sweeps, tests that interrupt a run) come in through
-``stages.run(cfg, callbacks=...)``, which hands them to the stage and the stage to here.
+``stages.run(cfg, callbacks=...)``, which puts them in the run context.
 
 Checkpoints are atomic and manifested, ``training_args.bin`` (a pickle) becomes JSON
 (``checkpoints.py``); NaN/Inf steps are skipped and counted, signals save and stop
@@ -178,23 +179,25 @@ def before_reporters(trainer, callbacks: list) -> None:
     handler.callbacks = rest[:at] + ours + rest[at:]
 
 
-def build_trainer(cfg: RunConfig, model, args, train_dataset, eval_dataset, collator, tokenizer,
-                  callbacks=(), cls=None, **kwargs):
-    """The Trainer (or ``cls``, e.g. a trl trainer; ``kwargs`` go to its constructor) with
-    lmforge's callbacks. ``callbacks`` (the stage's and the caller's of ``stages.run``) run
-    before the reporting integrations. ``collator`` None: the trainer's own (trl's trainers
-    build theirs; GRPOTrainer takes none at all)."""
+def build_trainer(ctx, model, args, train_dataset, eval_dataset=None, *, collator=None,
+                  cls=None, callbacks=(), **kwargs):
+    """The Trainer (or ``cls``, e.g. a trl trainer; ``kwargs`` go to its constructor) for the run
+    ``ctx`` (training/context.py) with lmforge's callbacks. The stage's ``callbacks`` and then
+    the caller's (``ctx.callbacks``, from ``stages.run``) run before the reporting integrations.
+    ``collator`` None: the trainer's own (trl's trainers build theirs; GRPOTrainer takes none)."""
     from lmforge import tracking
     from lmforge.model.adapters import callbacks as adapter_callbacks
 
+    cfg = ctx.cfg
     tracking.start(cfg, args)  # tracker defaults (offline W&B, local MLflow store, ...)
     cls = trainer_class(cls)
     if collator is not None:
         kwargs["data_collator"] = collator
+    ours = [*callbacks, *ctx.callbacks]
     trainer = cls(model=model, args=args, train_dataset=train_dataset,
-                  eval_dataset=eval_dataset, processing_class=tokenizer,
-                  callbacks=list(callbacks) + adapter_callbacks(model, cfg.adapter), **kwargs)
-    before_reporters(trainer, list(callbacks))
+                  eval_dataset=eval_dataset, processing_class=ctx.tokenizer,
+                  callbacks=ours + adapter_callbacks(model, cfg.adapter), **kwargs)
+    before_reporters(trainer, ours)
     from lmforge.training import faults
 
     faults.install(trainer, cfg)  # NaN/Inf guard, SIGINT/SIGTERM -> checkpoint and stop
