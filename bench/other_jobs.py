@@ -31,21 +31,22 @@ def generate(spec: dict, workdir: Path) -> dict:
             "texts": [o.choices[0].text for o in outs[:3]]}
 
 
-def _lmforge_prep(spec: dict, workdir: Path) -> tuple[int, int]:
+def _lmforge_config(spec: dict, workdir: Path):
     from lmforge.config import validate
+
+    return validate({"stage": "sft", "model": {"path": spec["model"]},
+                     "data": {"train": spec["train_file"], "format": "messages",
+                              "max_length": spec["max_length"], "packing": True, "cache": False,
+                              "num_proc": spec.get("num_proc")},
+                     "train": {"output_dir": str(workdir / "run"), "report_to": ["none"]}})
+
+
+def _lmforge_prep(spec: dict, workdir: Path) -> tuple[int, int]:
     from lmforge.data import pipeline
     from lmforge.data.packing import pack_dataset
-    from lmforge.data.templates import resolve_template
-    from lmforge.model.loader import load_tokenizer
 
-    cfg = validate({"stage": "sft", "model": {"path": spec["model"]},
-                    "data": {"train": spec["train_file"], "format": "messages",
-                             "max_length": spec["max_length"], "packing": True, "cache": False,
-                             "num_proc": spec.get("num_proc")},
-                    "train": {"output_dir": str(workdir / "run"), "report_to": ["none"]}})
-    tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template("auto", tokenizer)
-    built = pipeline.build(cfg, tokenizer, template)
+    cfg = _lmforge_config(spec, workdir)
+    built = pipeline.build(cfg, spec["_tokenizer"], spec["_template"])
     packed, _ = pack_dataset(built.train, spec["max_length"])
     return len(built.train), len(packed)
 
@@ -63,18 +64,62 @@ def _trl_prep(spec: dict, workdir: Path) -> tuple[int, int]:
     return len(data), len(trainer.train_dataset)
 
 
+_FLOOR: dict = {}  # the tokenizer and texts the forked workers of tokenizer_floor share
+
+
+def _tokenize_part(bounds: tuple[int, int]) -> int:
+    texts = _FLOOR["texts"][bounds[0]:bounds[1]]
+    encs = _FLOOR["backend"].encode_batch(texts, add_special_tokens=False)
+    return sum(len(e.ids) + len(e.offsets) for e in encs)
+
+
+def tokenizer_floor(spec: dict) -> float:
+    """Examples/s of the Rust tokenizer alone (``encode_batch``, ids and offsets, nothing else)
+    on the rendered conversations, in as many forked processes as the job used: the floor of any
+    encoder that tokenizes every text once."""
+    import multiprocessing
+
+    tok = spec["_tokenizer"]
+    texts = [tok.apply_chat_template(r["messages"], tokenize=False)
+             for r in _rows(spec["train_file"])]
+    _FLOOR.update(texts=texts, backend=tok.backend_tokenizer)
+    procs = spec.get("num_proc") or 1
+    step = -(-len(texts) // procs)
+    start = time.perf_counter()
+    if procs > 1:
+        with multiprocessing.get_context("fork").Pool(procs) as pool:
+            pool.map(_tokenize_part, [(i, i + step) for i in range(0, len(texts), step)])
+    else:
+        _tokenize_part((0, len(texts)))
+    return len(texts) / (time.perf_counter() - start)
+
+
 def preprocess(spec: dict, workdir: Path) -> dict:
-    """load (JSONL) -> render -> tokenize -> mask -> pack, timed end to end."""
-    if spec["tool"] == "trl":  # the model is loaded before the clock starts
+    """load (JSONL) -> render -> tokenize -> mask -> pack, timed end to end. For both tools the
+    libraries are imported and the tokenizer (trl: and the model) loaded before the clock starts,
+    so what is timed is the data preparation itself."""
+    if spec["tool"] == "trl":
+        import trl  # noqa: F401 - imported before the clock, like lmforge's modules
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         spec = dict(spec, _model=AutoModelForCausalLM.from_pretrained(spec["model"]),
                     _tokenizer=AutoTokenizer.from_pretrained(spec["model"]))
+    else:
+        import lmforge.data.packing  # noqa: F401
+        import lmforge.data.pipeline  # noqa: F401
+        from lmforge.data.templates import resolve_template
+        from lmforge.model.loader import load_tokenizer
+
+        tokenizer = load_tokenizer(_lmforge_config(spec, workdir).model)
+        spec = dict(spec, _tokenizer=tokenizer, _template=resolve_template("auto", tokenizer))
     start = time.perf_counter()
     examples, blocks = (_trl_prep if spec["tool"] == "trl" else _lmforge_prep)(spec, workdir)
     seconds = time.perf_counter() - start
-    return {"examples": examples, "blocks": blocks, "seconds": seconds,
-            "examples_per_s": examples / seconds, "num_proc": spec.get("num_proc") or 1}
+    out = {"examples": examples, "blocks": blocks, "seconds": seconds,
+           "examples_per_s": examples / seconds, "num_proc": spec.get("num_proc") or 1}
+    if spec["tool"] != "trl":
+        out["tokenizer_examples_per_s"] = tokenizer_floor(spec)
+    return out
 
 
 def matmul(spec: dict, workdir: Path) -> dict:

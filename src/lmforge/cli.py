@@ -35,6 +35,7 @@ def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks on errors")
+        p.set_defaults(_overrides=False)  # add_run_arguments (or the command) turns it on
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
         if commands is not None:
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         argv, value_options(commands[name]) if name in commands else frozenset())
     args = parser.parse_args(argv)
     args.overrides = overrides
+    given = overrides.data + overrides.model + overrides.merged
+    if given and getattr(args, "_run", None) and not args._overrides:
+        commands[args.command].error(  # exit 2, like any argument this command does not take
+            f"{args.command} takes no config overrides (got {', '.join(given)}); they apply "
+            "to run configs: lmforge train/validate/eval/data/sweep RUN.yaml key.path=value")
     if program:
         from lmforge.utils import quiet
 

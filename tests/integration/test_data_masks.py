@@ -49,8 +49,9 @@ def reference_mask(tokenizer, messages, template, train_on):
     return ids, mask
 
 
-def test_builtins_are_the_six_documented():
-    assert set(builtin_names()) == {"alpaca", "chatml", "llama2", "llama3", "qwen", "plain"}
+def test_builtins_are_the_eight_documented():
+    assert set(builtin_names()) == {"alpaca", "alpaca_stanford", "chatml", "chatml_tools",
+                                    "llama2", "llama3", "qwen", "plain"}
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
@@ -122,8 +123,11 @@ def test_template_that_rewrites_history_is_refused(tiny_tokenizer):
     rewriting = ("{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}"
                  "{{ 'A: (elided)\n' }}{% else %}{{ m.role + ': ' + m.content + '\n' }}{% endif %}"
                  "{% endfor %}{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
-    with pytest.raises(ConfigError, match="built-in"):
+    with pytest.raises(ConfigError, match="built-in") as err:
         check_template(rewriting, tiny_tokenizer)
+    assert "not prefix-consistent" in str(err.value)
+    # the hint names the way out for a real model's template: a copy marked for generation
+    assert ".jinja" in err.value.hint and "{% generation %}" in err.value.hint
 
 
 def test_unknown_template_and_missing_auto(tiny_tokenizer):

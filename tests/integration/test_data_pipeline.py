@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from lmforge.config import validate
-from lmforge.data import pipeline
+from lmforge.data import encoders, pipeline
 from lmforge.data.encode import IGNORE, Settings, encode_conversation, encode_text
 from lmforge.data.templates import resolve_template
 from lmforge.data.types import Conversation, Text
@@ -158,7 +158,7 @@ def test_second_build_hits_the_cache(tmp_path, tiny_tokenizer, chatml, monkeypat
     def boom(*a, **k):
         raise AssertionError("tokenized again")
 
-    monkeypatch.setattr(pipeline, "encode_conversation", boom)
+    monkeypatch.setattr(encoders, "encode_conversations", boom)
     monkeypatch.setattr(pipeline, "load_examples", boom)
     second = pipeline.build(cfg, tiny_tokenizer, chatml)
     assert second.stats["cache_hit"] is True

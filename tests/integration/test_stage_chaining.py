@@ -5,6 +5,8 @@ chained model in plain transformers + peft, in lmforge's inference loading, ``in
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 
 import pytest
@@ -91,7 +93,12 @@ def _check_loadable(run, sft_run, ids, sft, tmp_path):
 
     want = _chained_logits(sft_run, run, ids)
     assert (want - sft).abs().max() > 1e-4  # the new stage trained its adapter
-    plain = AutoPeftModelForCausalLM.from_pretrained(str(run), dtype=torch.float32)
+    # the adapter names its base relative to the run ("./base", model/portable.py): plain peft
+    # resolves that from the run directory
+    assert json.loads((run / "adapter_config.json").read_text())[
+        "base_model_name_or_path"] == "./base"
+    with contextlib.chdir(run):
+        plain = AutoPeftModelForCausalLM.from_pretrained(".", dtype=torch.float32)
     assert torch.allclose(_logits(plain, ids), want, atol=1e-4)
     engine = ChatEngine.load(str(run))
     assert torch.allclose(_logits(engine.model, ids), want, atol=1e-4)

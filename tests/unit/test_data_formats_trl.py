@@ -184,7 +184,7 @@ def test_auto_picks_the_format_of_every_documented_row():
     text = (REPO / "docs" / "data.md").read_text(encoding="utf-8")
     blocks = re.findall(r"<!-- format: (\w+) -->\s*```jsonl\n(.*?)```", text, re.S)
     stage_of = {"text": "pt", "preference": "dpo", "kto": "kto", "prompt": "grpo"}
-    assert len(blocks) == 8
+    assert len(blocks) == 9  # messages twice: chats, and tool calls
     for fmt, body in blocks:
         for i, line in enumerate(x for x in body.splitlines() if x.strip()):
             row = json.loads(line)

@@ -38,7 +38,7 @@ def test_config_schema_check_flag(tmp_path, capsys):
     assert main(["config-schema", "--out", str(out), "--check"]) == 0
     assert main(["config-schema", "--format", "json", "--out", str(tmp_path / "s.json")]) == 0
     schema = json.loads((tmp_path / "s.json").read_text())
-    assert "learning_rate" in schema["run"]["$defs"]["TrainConfig"]["properties"]
+    assert "learning_rate" in schema["properties"]["train"]["properties"]
 
 
 def _schema_keys(schema: dict) -> set[str]:

@@ -51,7 +51,8 @@ def test_votes_give_the_majority_answer_and_counts(tmp_path):
     engine = StubEngine()
     counts = predict(engine, _inputs(tmp_path), out, GenerationConfig(seed=7), votes=5,
                      pattern=r"答案是：([A-D])")
-    assert counts == {"inputs": 4, "skipped": 0, "written": 4}
+    assert counts == {"inputs": 4, "skipped": 0, "written": 4, "retried": 0, "recovered": 0,
+                      "fallback": 0, "unparseable": 0}
     recs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [r["answer"] for r in recs] == ["A", "C", "B", "D"]
     assert recs[0]["votes"] == {"A": 3, "B": 1, "<unparseable>": 1}
@@ -75,7 +76,8 @@ def test_resume_skips_finished_inputs_and_drops_a_cut_line(tmp_path):
                    encoding="utf-8")
     engine = StubEngine()
     counts = predict(engine, items, out, GenerationConfig(), votes=5, pattern=r"：([A-D])")
-    assert counts == {"inputs": 4, "skipped": 2, "written": 2}
+    assert {k: counts[k] for k in ("inputs", "skipped", "written")} == {
+        "inputs": 4, "skipped": 2, "written": 2}
     assert [c[0] for c in engine.calls] == [["q2"], ["q3"]]
     recs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [r["index"] for r in recs] == [0, 1, 2, 3]

@@ -37,8 +37,11 @@ def add_generation_arguments(parser) -> None:
 def load_engine(args, batch_size: int = 8):
     from lmforge.infer.engine import ChatEngine
 
+    from lmforge.commands._rope import parse
+
     return ChatEngine.load(args.model, adapter=args.adapter, template=args.template,
-                           batch_size=batch_size)
+                           batch_size=batch_size,
+                           rope_scaling=parse(getattr(args, "rope_scaling", None)))
 
 
 def default_system(args, engine) -> str | None:

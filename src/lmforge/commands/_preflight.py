@@ -38,6 +38,7 @@ def _close(name: str, names) -> str:
 
 
 def files(cfg, model_ok: bool) -> list[str]:
+    from lmforge.data.hub import source_exists
     from lmforge.data.templates import builtin_names
 
     problems = []
@@ -47,7 +48,7 @@ def files(cfg, model_ok: bool) -> list[str]:
             continue
         for item in spec if isinstance(spec, list) else [spec]:
             path = item if isinstance(item, str) else item.path
-            if not Path(path).exists():
+            if not source_exists(path):  # a local path, or a cached Hub dataset id
                 problems.append(f"data.{key}: file '{path}' not found")
     template = cfg.model.template
     if template != "auto" and template not in builtin_names() and not template.endswith(".jinja"):
@@ -97,6 +98,7 @@ def rows(cfg) -> list[str]:
     from lmforge.data.detect import STAGE_FORMATS, detect
     from lmforge.data.formats import converter
     from lmforge.data.plan import resolve
+    from lmforge.data.hub import source_exists
     from lmforge.data.sources import iter_rows
     from lmforge.errors import DataError
 
@@ -109,7 +111,7 @@ def rows(cfg) -> list[str]:
             problems += lines_of(exc)
             continue
         for plan in plans:
-            if not Path(plan.path).exists():
+            if not source_exists(plan.path):
                 if plan.name:  # a plain path is reported by files()
                     problems.append(f"data.{split}: '{plan.name}' names {plan.path}, which is "
                                     "not found")

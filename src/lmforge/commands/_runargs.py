@@ -66,6 +66,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_required: bool = F
                         help="data config YAML (merged with --model)")
     parser.add_argument("--model", dest="model_config", metavar="FILE",
                         help="model config YAML (merged with --data)")
+    parser.set_defaults(_overrides=True)  # cli.py refuses overrides elsewhere
     parser.epilog = ("overrides: key.path=value or key=value (the merged run: stage=dpo, "
                      "'adapter={type: lora, r: 8}' replaces the whole block), --D.key.path=value "
                      "(data file), --M.key.path=value (model file); values are YAML")

@@ -7,12 +7,14 @@ can be scripted: ``printf 'hi\\n/reset\\nhi\\n' | lmforge chat runs/tiny-sft``.
 from __future__ import annotations
 
 from lmforge.commands._inference import add_generation_arguments, add_model_arguments
+from lmforge.commands._rope import add_rope_argument
 
 HELP = "chat with a model or a run in the terminal (/reset, /system TEXT, /exit)"
 
 
 def add_arguments(parser) -> None:
     add_model_arguments(parser)
+    add_rope_argument(parser)
     add_generation_arguments(parser)
 
 

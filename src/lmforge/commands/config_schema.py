@@ -2,8 +2,9 @@
 
 The pydantic models in ``lmforge.config`` are the single source of every key's type, default,
 constraints and description; this command renders them as Markdown (``docs/configuration.md`` is
-its output, and a test regenerates it and compares) or as JSON Schema. Two file kinds are covered:
-run configs (``RunConfig``: train, validate, eval, data preview, ...) and distill files
+its output, and a test regenerates it and compares) or as a JSON Schema an editor uses for
+completion and checking (``--format json``, see config/editor_schema.py). Two file kinds are
+covered: run configs (``RunConfig``: train, validate, eval, data preview, ...) and distill files
 (``lmforge distill``). Sections nested in a key become their own table, titled by their dotted
 path; sections that are items of a list are titled ``path[]``.
 """
@@ -24,12 +25,38 @@ dotted paths: `train.learning_rate` is `learning_rate:` inside the `train:` bloc
 an override names (`lmforge train run.yaml train.learning_rate=3e-4`). Unknown keys are errors.
 A section that is an item of a list (a `{path, weight}` source in `data.train`, a reward function
 with `kwargs`) has its own table titled `path[]`.
+
+**In your editor**: write the JSON Schema once and name it in the first line of a config; editors
+that use the YAML language server (VS Code with Red Hat's YAML extension, Neovim, Helix, Zed,
+JetBrains IDEs) then complete keys, show these descriptions on hover and mark unknown keys and
+wrong types as you type:
+
+```bash
+lmforge config-schema --format json --out lmforge-run.schema.json            # run configs
+lmforge config-schema --format json --kind part --out lmforge-part.schema.json  # --data/--model
+lmforge config-schema --format json --kind distill --out lmforge-distill.schema.json
+```
+
+```yaml
+# yaml-language-server: $schema=./lmforge-run.schema.json
+stage: sft
+model: {path: builtin:tiny-llama}
+```
+
+The path after `$schema=` is relative to the YAML file (an absolute path or URL works too); VS
+Code can instead map file patterns to the schema in its `yaml.schemas` setting. Regenerate the
+file after upgrading lmforge. The editor checks keys and types only; `lmforge validate` also
+checks files, templates, models and packages.
 """
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown",
                         help="Markdown reference (default) or JSON Schema")
+    parser.add_argument("--kind", choices=("run", "part", "distill"), default="run",
+                        help="with --format json: the file the schema describes: a run config "
+                        "(default), a --data/--model part file (no key required), or a distill "
+                        "file")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     parser.add_argument("--check", action="store_true", help="with --out: exit 1 when FILE "
                         "differs from what would be written (a stale reference), write nothing")
@@ -160,25 +187,23 @@ def markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def json_schema() -> str:
+def json_schema(kind: str = "run") -> str:
+    """A self-contained JSON Schema for editors (config/editor_schema.py)."""
     import json
 
-    from lmforge.config.distill import DistillFile
-    from lmforge.config.run import RunConfig
+    from lmforge.config.editor_schema import schema
 
-    return json.dumps({"run": RunConfig.model_json_schema(),
-                       "distill": DistillFile.model_json_schema()}, indent=2,
-                      ensure_ascii=False) + "\n"
+    return json.dumps(schema(kind), indent=2, ensure_ascii=False) + "\n"
 
 
-def render(fmt: str = "markdown") -> str:
-    return markdown() if fmt == "markdown" else json_schema()
+def render(fmt: str = "markdown", kind: str = "run") -> str:
+    return markdown() if fmt == "markdown" else json_schema(kind)
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    text = render(args.format)
+    text = render(args.format, args.kind)
     if args.check:
         if not args.out:
             from lmforge.errors import ConfigError

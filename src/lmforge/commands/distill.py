@@ -10,6 +10,7 @@ MAX_SHOWN = 10
 
 def add_arguments(parser) -> None:
     parser.add_argument("config", help="distill config YAML (top-level key distill:)")
+    parser.set_defaults(_overrides=True)  # distill.key.path=value
     parser.add_argument("--dry-run", action="store_true",
                         help="check the config and the records, show the first prompt, send "
                         "nothing")

@@ -17,8 +17,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16",
                                                             "float16"],
                         help="weights dtype of the export (auto: the base model's)")
-    parser.add_argument("--quantize", type=int, choices=[4, 8],
-                        help="save the merged model quantized with bitsandbytes (4 or 8 bits)")
+    parser.add_argument("--quantize", choices=["int8", "int4", "4", "8"], metavar="SCHEME",
+                        help="save the merged model quantized: int8 / int4 weight-only with "
+                        "torchao for CPUs (extra quant-cpu; plain from_pretrained loads it), or "
+                        "4 / 8 bits with bitsandbytes for GPUs (extra qlora)")
     parser.add_argument("--dequantize", action="store_true",
                         help="QLoRA runs: load the base unquantized to merge into it")
     parser.add_argument("--base", help="base model path, overriding the run's model.path / the "
@@ -43,10 +45,16 @@ def _export(args):
                               "--dtype", "e.g. --gguf --gguf-type q8_0")
         return export_gguf(args.source, args.out, args.gguf_type, dequantize=args.dequantize,
                            base=args.base)
+    if args.quantize in ("int8", "int4"):
+        from lmforge.export.quant_cpu import export_quantized
+
+        return export_quantized(args.source, args.out, args.quantize, dtype=args.dtype,
+                                dequantize=args.dequantize, base=args.base)
     from lmforge.export.merge import export
 
     return export(args.source, args.out, merge=args.merge, dtype=args.dtype,
-                  quantize=args.quantize, dequantize=args.dequantize, base=args.base)
+                  quantize=int(args.quantize) if args.quantize else None,
+                  dequantize=args.dequantize, base=args.base)
 
 
 def run(args) -> int:
@@ -73,6 +81,9 @@ def run(args) -> int:
         _print_gguf(result)
         return 0
     what = "merged model" if result.merged else result.artifact
+    if result.info.get("quantization"):
+        _print_quantized(result, what)
+        return 0
     if result.info.get("quantized_bits"):
         what += f" ({result.info['quantized_bits']}-bit)"
     print(f"exported {what} to {result.out}")
@@ -97,3 +108,11 @@ def _print_gguf(result) -> None:
           f"ollama run {result.out.name}")
     print(f"  transformers: AutoModelForCausalLM.from_pretrained('{result.out}', "
           f"gguf_file='{info['gguf_file']}')")
+
+
+def _print_quantized(result, what: str) -> None:
+    info, mib = result.info, 2 ** 20
+    print(f"exported {what} as torchao {info['quantization']} weight-only to {result.out}")
+    print(f"  size: {info['size_bytes'] / mib:.1f} MiB (was {info['float_size_bytes'] / mib:.1f} "
+          f"MiB in {info['dtype']}: {info['compression']}x smaller)")
+    print(f"  load: AutoModelForCausalLM.from_pretrained('{result.out}')  (CPU; needs torchao)")

@@ -1,4 +1,5 @@
-"""lmforge runs: list the runs under a directory with their key metrics."""
+"""lmforge runs: list the runs under a directory with their key metrics and status (done,
+running, failed with its error, interrupted, died; tracking/runs.py)."""
 
 from __future__ import annotations
 
@@ -59,4 +60,10 @@ def run(args) -> int:
     for row in rows:
         table.add_row(*[_cell(row.get(k)) for k, _ in columns])
     console.print(table)
+    from rich.markup import escape
+
+    for row in rows:  # why a run failed (or what is odd about it), below the table
+        if row.get("error"):
+            console.print(f"[bold]{escape(row['run'])}[/] {row['status']}: "
+                          f"{escape(row['error'])}", soft_wrap=True)
     return 0

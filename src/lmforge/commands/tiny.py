@@ -12,11 +12,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=1024, help="BPE vocabulary size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tools", action="store_true", help="give the tokenizer the tool-calling "
+                        "chat template chatml_tools (Qwen-style <tool_call> tags) instead of "
+                        "plain ChatML")
 
 
 def run(args) -> int:
     from lmforge.utils.tiny import build_tiny
 
-    out = build_tiny(args.out_dir, args.arch, args.hidden, args.layers, args.vocab, args.seed)
-    print(f"tiny {args.arch} model written to {out}")
+    out = build_tiny(args.out_dir, args.arch, args.hidden, args.layers, args.vocab, args.seed,
+                     tools=args.tools)
+    kind = " (tool-calling template)" if args.tools else ""
+    print(f"tiny {args.arch} model{kind} written to {out}")
     return 0

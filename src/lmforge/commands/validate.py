@@ -68,6 +68,17 @@ def check_all(cfg, dropped: frozenset[str] | set[str] = frozenset()) -> list[str
     return out
 
 
+def _warn_cannot_learn(cfg) -> None:
+    """A config that trains but cannot learn (an adapter on a random base) is valid: warned."""
+    import sys
+
+    from lmforge.model.adapters import cannot_learn
+
+    problem = cannot_learn(cfg.adapter, cfg.model.path)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
 def run(args) -> int:
     from lmforge.config import to_yaml
     from lmforge.config.loader import compose, validate_partial
@@ -79,6 +90,7 @@ def run(args) -> int:
     problems = list(error.problems) if error else []
     if cfg is not None:
         problems += [p for p in check_all(cfg, dropped) if p not in problems]
+        _warn_cannot_learn(cfg)
     if problems:
         raise ConfigError(problems, error.hint if error else None)
     if args.print:

@@ -158,3 +158,89 @@ def strategy(value, source):
     if value in ("no", "steps", None):
         return {}
     raise NotMapped(f"'{value}': lmforge works in steps (train.save_steps, train.eval_steps)")
+
+
+# ---- the seeds' own names (LLMs-Tool config.py, run_clm flags) ---------------------------------
+def fine_tuning_type(value, source):
+    """LLMs-Tool's fine_tuning_type; lora/adalora with quantization_bit become QLoRA."""
+    table = {"lora": "lora", "adalora": "adalora", "full": "full", "prompt_tuning":
+             "prompt_tuning", "p_tuning": "p_tuning", "prefix_tuning": "prefix_tuning"}
+    if value not in table:
+        raise NotMapped(f"fine_tuning_type '{value}' has no lmforge method ({', '.join(table)})")
+    if value == "lora" and source.get("quantization_bit") in (4, 8):
+        return {"adapter.type": "qlora"}
+    return {"adapter.type": table[value]}
+
+
+def use_peft(value, source):
+    """run_clm's use_peft: LoRA with the seed's defaults (rank 8, alpha 32, dropout 0.05,
+    q_proj,v_proj) for the flags not given; false: a full fine-tune."""
+    if not value:
+        return {"adapter.type": "full"}
+    out = {"adapter.type": "lora"}
+    for key, target, default in (("lora_rank", "adapter.r", 8), ("lora_alpha", "adapter.alpha",
+                                 32), ("lora_dropout", "adapter.dropout", 0.05)):
+        if key not in source:
+            out[target] = default
+    if "target_modules" not in source:
+        out["adapter.target_modules"] = ["q_proj", "v_proj"]
+    return out
+
+
+def target_modules(value, source):
+    """A comma string (run_clm's 'q_proj,v_proj') or a list → a list; 'all' → all-linear."""
+    found = names(value)
+    return {"adapter.target_modules": "all-linear" if found in (["all"], ["all-linear"])
+            else found}
+
+
+def names_to(target: str) -> Callable[[Any, dict], Keys]:
+    return lambda value, source: {target: names(value)} if value else {}
+
+
+def percent_eval(value, source):
+    """run_clm's validation_split_percentage (of the train file, when no validation_file)."""
+    if source.get("validation_file") or not value:
+        return {}
+    if not 0 < float(value) < 100:
+        raise NotMapped(f"{value}%: data.eval takes a fraction between 0 and 1")
+    return {"data.eval": float(value) / 100}
+
+
+def column(name: str) -> Callable[[Any, dict], Keys]:
+    return lambda value, source: {f"data.columns.{name}": value, "data.format":
+                                  "prompt_response"} if value else {}
+
+
+def torch_dtype(value, source):
+    table = {"auto": "auto", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+    if value in (None, "auto"):
+        return {}
+    if value not in table:
+        raise NotMapped(f"torch_dtype '{value}': lmforge has auto, float32, bfloat16, float16")
+    return {"model.dtype": table[value]}
+
+
+MODES = {"sft_train": "sft", "rm_train": "rm", "ppo_train": "ppo", "dpo_train": "dpo",
+         "pretrain": "pt"}
+MODE_COMMANDS = {
+    "web_inference": "lmforge webui RUN", "terminal_inference": "lmforge chat RUN",
+    "sft_batch_test": "lmforge eval RUN --data-file TEST", "rm_batch_test": "lmforge eval "
+    "RUN (reward accuracy and margin)", "merge_lora_model": "lmforge export RUN --merge --out DIR",
+    "show_model_info": "lmforge info RUN --tree", "save_quantized_model": "lmforge export RUN "
+    "--quantize 4|8 --out DIR"}
+
+
+def mode(value, source):
+    if value in MODES:
+        return {"stage": MODES[value]}
+    if value in MODE_COMMANDS:
+        raise NotMapped(f"mode '{value}' is not training: {MODE_COMMANDS[value]}")
+    raise NotMapped(f"mode '{value}' has no lmforge stage ({', '.join(MODES)} map to "
+                    f"{', '.join(MODES.values())})")
+
+
+def quantization(value, source):
+    if value in (None, "bnb"):
+        return {}
+    raise NotMapped(f"'{value}' quantization: lmforge quantizes with bitsandbytes (bnb) only")

@@ -17,11 +17,11 @@ from typing import Any
 
 from lmforge.config import alias_values as V
 from lmforge.config.alias_values import Keys, NotMapped
+from lmforge.config.aliases_seeds import CLM, LIT, SEED_ROWS, TOOL  # noqa: F401 (re-exported)
 
 LF = "LLaMA-Factory"
 HF = "TrainingArguments"
 BOTH = "LLaMA-Factory, TrainingArguments"
-LIT = "CausalLM-Lit"
 
 @dataclass(frozen=True)
 class Alias:
@@ -89,7 +89,7 @@ ALIASES: tuple[Alias, ...] = (
        V.only(True, "lmforge train always trains; evaluate with lmforge eval")),
     _d("do_eval", None, "evaluation during training follows from data.eval; after training: "
        "lmforge eval RUN"),
-    _d("do_predict", None, "lmforge predict --model RUN --input F --output F"),
+    _d("do_predict", None, "lmforge predict RUN --input F --output F"),
     _d("lora_rank", "adapter.r", "adapter.alpha becomes 2 × r unless lora_alpha is given, "
        "as in LLaMA-Factory", V.lora_rank),
     _d("lora_alpha", "adapter.alpha"),
@@ -196,19 +196,23 @@ ALIASES: tuple[Alias, ...] = (
     _d("optim", "train", "the block: lr → train.learning_rate", origin=LIT),
     _d("lr", "train.learning_rate", origin=LIT),
     _d("datamodule", "data", "the block: data.train, data.format, data.columns", origin=LIT),
-)
+) + tuple(Alias(*row) for row in SEED_ROWS)
 
 BY_NAME: dict[str, list[Alias]] = {}
 for _alias in ALIASES:
     BY_NAME.setdefault(_alias.name, []).append(_alias)
 
 
-def lookup(name: str, value: Any = None) -> Alias | None:
+def lookup(name: str, value: Any = None, origin: str | None = None) -> Alias | None:
     """The row for a foreign key; a name two tools use (``optim``) is told apart by its value:
-    a mapping is CausalLM-Lit's block, a scalar transformers' optimizer name."""
+    a mapping is CausalLM-Lit's block, a scalar transformers' optimizer name. ``origin`` (a
+    converter's tool) prefers that tool's row."""
     rows = BY_NAME.get(name)
     if not rows:
         return None
+    own = [r for r in rows if origin is not None and origin in r.origin.split(", ")]
+    if len(own) == 1:
+        return own[0]
     for row in rows:
         if (row.target is not None and "." not in row.target) == isinstance(value, dict):
             return row

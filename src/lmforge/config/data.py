@@ -71,6 +71,10 @@ class DataConfig(Section):
     train_on: Literal["all_assistant", "last_assistant", "all"] = Field(
         "all_assistant", description="which tokens are trained: every assistant turn, the last, "
         "or everything")
+    train_on_tool_results: bool = Field(False, description="tool calling: also train the "
+                                        "tool results (role tool / observation) as rendered; by "
+                                        "default they are context and only the assistant's "
+                                        "turns, tool calls included, are trained")
     skip_invalid: bool = Field(False, description="drop invalid rows (the count is reported) "
                                "instead of stopping")
     seed: int = Field(42, description="seed for mixing and eval splits")

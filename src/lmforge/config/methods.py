@@ -193,6 +193,19 @@ class GRPOMethod(_RLCommon):
         "group", description="divide advantages by the std of the group, the batch, or not")
     mask_truncated_completions: bool = Field(False, description="leave completions that hit "
                                              "max_new_tokens out of the loss")
+    use_vllm: bool = Field(False, description="generate the rollouts with vLLM (trl's colocate "
+                           "mode: vLLM shares the training GPU); needs the vllm extra and a CUDA "
+                           "GPU, checked when the config is validated")
+
+    @model_validator(mode="after")
+    def _vllm_here(self):
+        if self.use_vllm:
+            from lmforge.infer.vllm_check import HINT, vllm_problem
+
+            problem = vllm_problem()
+            if problem:
+                raise ValueError(f"use_vllm: {problem}; {HINT}")
+        return self
 
 
 # one block class per stage, from the stage table (config/stages.py)

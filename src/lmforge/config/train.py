@@ -87,3 +87,8 @@ class TrainConfig(Section):
         if self.deepspeed and self.fsdp not in (None, False):
             raise ValueError("train.deepspeed and train.fsdp cannot both be set: pick one engine")
         return self
+
+    @property
+    def per_device_eval_batch(self) -> int:
+        """Evaluation batch size per device: ``eval_batch_size``, else ``batch_size``."""
+        return self.eval_batch_size or self.batch_size

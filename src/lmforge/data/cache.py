@@ -46,6 +46,11 @@ def source_fingerprint(path: str) -> list:
     unchanged file still hits (files over 256 MiB: size and mtime)."""
     p = Path(path)
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    if not p.exists():  # a Hub dataset id (its cached files) or saved_dir:split
+        from lmforge.data.sources import files_of
+
+        files = sorted(f for d in files_of(path) for f in ([d] if d.is_file() else d.rglob("*"))
+                       if f.is_file())
     out = []
     for f in files:
         st = f.stat()  # very large files: size + mtime, not a full read every run

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from lmforge.data import tools
 from lmforge.data.sources import bad_row, unencodable
 from lmforge.data.types import Conversation, Text
 from lmforge.errors import ConfigError
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system", "model": "assistant", "bot": "assistant"}
-TAG_KEYS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag")
+                  "system": "system", "model": "assistant", "bot": "assistant",
+                  tools.CALL_ROLE: tools.CALL_ROLE, **{r: "tool" for r in tools.RESULT_ROLES}}
+TAG_KEYS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag",
+            "function_tag", "observation_tag")
 
 
 def _type_name(kind) -> str:
@@ -100,7 +103,10 @@ def from_alpaca(row: dict, columns: dict, where: str, default_system: str | None
     output = field_value(row, "output", columns, where)
     system = field_value(row, "system", columns, where, required=False, allow_empty=True)
     prompt = "\n".join(p for p in (instruction, extra) if p.strip())
-    msgs = _history(row, columns, where) + _turn(prompt, output)
+    turn = _turn(prompt, output)
+    if extra.strip():  # kept apart too, for templates with an input block (alpaca_stanford)
+        turn[0].update(instruction=instruction, input=extra)
+    msgs = _history(row, columns, where) + turn
     return Conversation(_with_system(system or default_system, msgs), _origin(row, columns), where)
 
 
@@ -128,10 +134,12 @@ def _roles(columns: dict) -> dict[str, str] | None:
         return None
     return {columns.get("user_tag", "human"): "user",
             columns.get("assistant_tag", "gpt"): "assistant",
-            columns.get("system_tag", "system"): "system"}
+            columns.get("system_tag", "system"): "system",
+            columns.get("function_tag", tools.CALL_ROLE): tools.CALL_ROLE,
+            columns.get("observation_tag", "observation"): "tool"}
 
 
-def _message(m: Any, i: int, where: str, key: str, columns: dict) -> dict[str, str]:
+def _message(m: Any, i: int, where: str, key: str, columns: dict) -> dict:
     if not isinstance(m, dict):
         raise bad_row(where, f"item {i} must be an object", key)
     role_key, content_key = columns.get("role_tag"), columns.get("content_tag")
@@ -143,10 +151,17 @@ def _message(m: Any, i: int, where: str, key: str, columns: dict) -> dict[str, s
     if not isinstance(role, str) or name not in table:
         known = "/".join(exact) if exact is not None else "system/user/assistant or human/gpt"
         raise bad_row(where, f"item {i}: unknown role {role!r} (expected {known})", key)
-    content = _content(raw)
+    role = table[name]
+    calls = tools.tool_calls(m, i, where, key) if role == "assistant" else None
+    content = "" if raw is None and calls else _content(raw)
     if content is None:
         raise bad_row(where, f"item {i}: content must be a string, got {type(raw).__name__}", key)
-    return {"role": table[name], "content": content}
+    if role == tools.CALL_ROLE:  # LLaMA-Factory: the call as JSON text
+        return {"role": "assistant", "content": "",
+                "tool_calls": tools.calls_from_text(content, i, where, key)}
+    if role == "tool":
+        return tools.result_message(m, content)
+    return {"role": role, "content": content, **({"tool_calls": calls} if calls else {})}
 
 
 def is_chat(value: Any) -> bool:
@@ -175,13 +190,22 @@ def parse_messages(row: dict, columns: dict, where: str) -> tuple[str | None, li
 
 
 def from_messages(row: dict, columns: dict, where: str, default_system: str | None = None):
+    """Chats, tool calls included: the ``tools`` column goes to the chat template."""
     system, msgs, key = parse_messages(row, columns, where)
-    check_turns(msgs, where, key)
-    return Conversation(_with_system(system or default_system, msgs), _origin(row, columns), where)
+    check_turns(msgs, where, key, with_tools=True)
+    return Conversation(_with_system(system or default_system, msgs), _origin(row, columns), where,
+                        tools.parse_tools(row, columns, where))
 
 
-def check_turns(msgs: list[dict], where: str, key: str, last: str = "assistant") -> None:
-    """Turns alternate user/assistant, end with ``last``, and no assistant turn is empty."""
+def check_turns(msgs: list[dict], where: str, key: str, last: str = "assistant",
+                with_tools: bool = False) -> None:
+    """Turns alternate user/assistant, end with ``last``, and no assistant turn is empty; with
+    ``with_tools``, tool calls and results may come between (``tools.check_tool_turns``)."""
+    if tools.has_tool_turns(msgs):
+        if not with_tools:
+            raise bad_row(where, "has tool calls or tool results, which are read in format "
+                                 "'messages' only", key)
+        return tools.check_tool_turns(msgs, where, key, last)
     if not msgs:
         raise bad_row(where, "has no user/assistant turns", key)
     for i, m in enumerate(msgs):
@@ -238,7 +262,7 @@ FORMAT_COLUMNS: dict[str, set[str]] = {
     "alpaca": {"instruction", "input", "output", "system", "history", "origin"},
     "prompt_response": {"prompt", "response", "system", "history", "origin"},
     "prompt_completion": {"prompt", "completion", "system", "history", "origin", *TAG_KEYS},
-    "messages": {"messages", "system", "origin", *TAG_KEYS},
+    "messages": {"messages", "system", "origin", "tools", *TAG_KEYS},
     "text": {"text", "origin"},
 }
 

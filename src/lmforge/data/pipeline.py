@@ -4,38 +4,24 @@
 a LLaMA-Factory registry, or a user class), convert rows to canonical examples, mix sources and
 split off eval, encode (``encode.py``), run the pre-flight checks (``checks.py``) and cache the
 result (``cache.py``). ``load_examples`` stops before tokenization (for stages that encode
-differently); ``ENCODERS`` maps an example type to its encoder so new types plug in.
+differently); ``encoders.py`` encodes a split (``ENCODERS``: example type -> batch encoder).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from lmforge.config.run import RunConfig
 from lmforge.data import cache, checks, mixing
-from lmforge.data.encode import IGNORE, Encoded, Settings, encode_conversation, encode_text
+from lmforge.data.encode import Settings
+from lmforge.data.encoders import ENCODERS, encode_examples, to_dataset  # noqa: F401
 from lmforge.data.plan import resolve
 from lmforge.data.read import read_source  # noqa: F401 - re-exported (eval reads one file)
-from lmforge.data.render import TemplateRenderError
-from lmforge.data.sources import bad_row
-from lmforge.data.types import Conversation, Text
 from lmforge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-
-# example type -> encoder(example, tokenizer, template, settings) -> list of Encoded rows
-ENCODERS: dict[type, Callable[..., list]] = {
-    Conversation: lambda ex, tok, tpl, s: [encode_conversation(ex, tok, tpl, s)],
-    Text: lambda ex, tok, tpl, s: encode_text(ex, tok, s),
-}
-_ENCODE_CONVERSATION = ENCODERS[Conversation]
-
-# the preference/kto/prompt formats register their converters; SFT (and data preview) on
-# preference data trains the chosen (desirable) answers
-from lmforge.data.preference import SFT_ENCODERS  # noqa: E402
-ENCODERS.update(SFT_ENCODERS)
 
 
 @dataclass
@@ -105,68 +91,6 @@ def load_examples(cfg: RunConfig) -> Splits:
     return Splits(train, evals, {k: v[0] for k, v in counters.items()}, unused)
 
 
-def _encode_list(examples: list, tokenizer, template, settings: Settings, skip: bool):
-    rows: list[dict] = []
-    counts = {"truncated": 0, "dropped": 0, "zero_trained": 0, "skipped_invalid": 0,
-              "split_documents": 0}
-    from lmforge.data.fastencode import encode_batch  # the same rows, batched (~10x faster)
-
-    fast = encode_batch(examples, tokenizer, template, settings) \
-        if ENCODERS.get(Conversation) is _ENCODE_CONVERSATION else {}
-    for i, ex in enumerate(examples):
-        encode = ENCODERS.get(type(ex))
-        if encode is None:
-            raise ConfigError(f"data.format: {type(ex).__name__} examples cannot be encoded for "
-                              "this stage")
-        try:
-            encoded = [fast[i]] if i in fast else encode(ex, tokenizer, template, settings)
-        except TemplateRenderError as exc:
-            if not skip:
-                raise bad_row(getattr(ex, "where", "") or "row", str(exc)) from None
-            counts["skipped_invalid"] += 1
-            continue
-        counts["split_documents"] += len(encoded) > 1
-        for enc in encoded:
-            counts["truncated"] += bool(getattr(enc, "truncated", False))
-            if getattr(enc, "dropped", False):
-                counts["dropped"] += 1
-            elif isinstance(enc, Encoded) and all(t == IGNORE for t in enc.labels):
-                counts["zero_trained"] += 1
-            else:  # 'where' (file:line) lets a training fault name the rows of a bad batch
-                rows.append(dict(enc.row(), where=ex.where) if isinstance(ex, (Conversation, Text))
-                            else enc.row())
-    return rows, counts
-
-
-_POOL_ARGS: tuple = ()
-
-
-def _encode_range(bounds: tuple[int, int]):
-    examples, tokenizer, template, settings, skip = _POOL_ARGS
-    return _encode_list(examples[bounds[0]:bounds[1]], tokenizer, template, settings, skip)
-
-
-def encode_examples(examples: list, tokenizer, template, settings: Settings, skip: bool,
-                    num_proc: int | None = None):
-    """Encode every example; (columns dict, counts). Forked workers when num_proc > 1."""
-    global _POOL_ARGS
-    if num_proc and num_proc > 1 and len(examples) >= 256:
-        import multiprocessing
-
-        _POOL_ARGS = (examples, tokenizer, template, settings, skip)
-        step = -(-len(examples) // (num_proc * 4))
-        with multiprocessing.get_context("fork").Pool(num_proc) as pool:
-            parts = pool.map(_encode_range, [(i, i + step) for i in range(0, len(examples),
-                                                                          step)])
-        _POOL_ARGS = ()
-    else:
-        parts = [_encode_list(examples, tokenizer, template, settings, skip)]
-    rows = [r for part, _ in parts for r in part]
-    counts = {k: sum(c[k] for _, c in parts) for k in parts[0][1]}
-    columns = {k: [r[k] for r in rows] for k in (rows[0] if rows else ("input_ids", "labels"))}
-    return columns, counts
-
-
 def stop_ids(template, tokenizer) -> set[int]:
     ids = {tokenizer.eos_token_id} - {None}
     if template:
@@ -178,11 +102,9 @@ def stop_ids(template, tokenizer) -> set[int]:
 
 def encode_split(cfg: RunConfig, examples: list, tokenizer, template, settings: Settings,
                  skipped: int, name: str, unused: dict | None = None):
-    import datasets
-
     columns, counts = encode_examples(examples, tokenizer, template, settings,
                                       cfg.data.skip_invalid, cfg.data.num_proc)
-    ds = datasets.Dataset.from_dict(columns)
+    ds = to_dataset(columns)
     stats = split_stats(cfg, columns, tokenizer, template, name)
     stats.update(counts, skipped_invalid=skipped + counts["skipped_invalid"])
     stats.update({"unused": unused} if unused else {})
@@ -196,9 +118,7 @@ def split_stats(cfg: RunConfig, data, tokenizer, template, name: str = "train") 
     if "labels" not in names:
         return {"examples": len(data) if hasattr(data, "column_names") else
                 len(next(iter(data.values()), []))}
-    batch = cfg.train.batch_size
-    if name == "eval":
-        batch = cfg.train.eval_batch_size or batch
+    batch = cfg.train.per_device_eval_batch if name == "eval" else cfg.train.batch_size
     return checks.compute(data["input_ids"], data["labels"], batch,
                           stop_ids(template, tokenizer))
 
@@ -215,6 +135,7 @@ def _cache_parts(cfg: RunConfig, tokenizer, template, settings: Settings, exampl
     return {"sources": sources, "format": data.format, "columns": data.columns,
             "system": data.system, "txt_split": data.txt_split, "eval": data.eval if isinstance(data.eval, float) else None,
             "seed": data.seed, "skip_invalid": data.skip_invalid, "stage": cfg.stage,
+            "train_on_tool_results": data.train_on_tool_results,
             "settings": settings.__dict__, "template": template,
             "tokenizer": cache.tokenizer_fingerprint(tokenizer), "code": cache.code_fingerprint()}
 

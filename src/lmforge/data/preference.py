@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmforge.data import formats
-from lmforge.data.encode import encode_conversation
 from lmforge.data.prompts import (PROMPT_FIELDS, prompt_kind, prompt_messages, prompt_text,
                                   render_completion)
 from lmforge.data.sources import bad_row
@@ -222,14 +221,11 @@ def _answered(prompt, answer: str, where: str) -> Conversation:
     return Conversation(tuple(prompt) + ({"role": "assistant", "content": answer},), {}, where)
 
 
-# for the SFT encoder of the data pipeline (stage sft, data preview): the chosen answers of
-# preference pairs and the desirable answers of KTO rows are what a model should imitate
-SFT_ENCODERS = {
-    PreferenceExample: lambda ex, tok, tpl, s: [
-        encode_conversation(_answered(ex.prompt, ex.chosen, ex.where), tok, tpl, s)],
-    KTOExample: lambda ex, tok, tpl, s: [
-        encode_conversation(_answered(ex.prompt, ex.completion, ex.where), tok, tpl, s)]
-    if ex.label else [],
+# what stage sft (and data preview) trains of preference data: the chosen answers of pairs and
+# the desirable answers of KTO rows (None: nothing), encoded by the one encoder (data/encoders.py)
+SFT_CONVERSATIONS = {
+    PreferenceExample: lambda ex: _answered(ex.prompt, ex.chosen, ex.where),
+    KTOExample: lambda ex: _answered(ex.prompt, ex.completion, ex.where) if ex.label else None,
 }
 
 

@@ -9,12 +9,14 @@ sft) are counted with their reason, never dropped silently.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from lmforge.data.detect import detect, media_error
 from lmforge.data.formats import converter
 from lmforge.data.plan import SourcePlan
 from lmforge.data.sources import iter_rows
+from lmforge.data.types import Conversation
 from lmforge.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,14 @@ def _hint(fmt: str, auto: bool) -> str:
     how = f"auto read this source as '{fmt}'" if auto else f"this source is read as '{fmt}'"
     return (f"fix the row; or check data.format ({how}) and map your column names with "
             "data.columns; or set data.skip_invalid: true to skip such rows")
+
+
+def train_tool_results(example):
+    """``data.train_on_tool_results``: the example's tool results flagged as trained spans."""
+    if not isinstance(example, Conversation) or all(m["role"] != "tool" for m in example.messages):
+        return example
+    msgs = tuple(dict(m, train=True) if m["role"] == "tool" else m for m in example.messages)
+    return dataclasses.replace(example, messages=msgs)
 
 
 def read_source(cfg, plan: SourcePlan, counter: list[int], unused: dict | None = None) -> list:
@@ -59,7 +69,7 @@ def read_source(cfg, plan: SourcePlan, counter: list[int], unused: dict | None =
         if cfg.stage == "sft" and getattr(example, "label", True) is False:
             not_used += 1
             continue
-        out.append(example)
+        out.append(train_tool_results(example) if cfg.data.train_on_tool_results else example)
     if not_used:
         log.warning("%s: %d %s are not used", plan.label, not_used, UNDESIRABLE)
         if unused is not None:

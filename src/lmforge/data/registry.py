@@ -20,7 +20,8 @@ from lmforge.errors import ConfigError
 # LLaMA-Factory column name -> lmforge alpaca field
 _ALPACA = {"prompt": "instruction", "query": "input", "response": "output", "history": "history",
            "system": "system"}
-_TAGS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag")
+_TAGS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag", "function_tag",
+         "observation_tag")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ def _alpaca_columns(cols: dict, stage: str) -> tuple[str, dict[str, str]]:
 
 
 def _sharegpt_columns(cols: dict, tags: dict) -> dict[str, str]:
-    mapped = {"messages": cols.get("messages", "conversations"), "system": cols.get("system", "")}
+    mapped = {"messages": cols.get("messages", "conversations"), "system": cols.get("system", ""),
+              "tools": cols.get("tools", "")}
     if tags:
         mapped.update({"role_tag": "from", "content_tag": "value", "user_tag": "human",
                        "assistant_tag": "gpt", "system_tag": "system"})

@@ -1,5 +1,6 @@
 """Read rows from files: JSON (a list), JSONL, CSV, Parquet, plain text (``.txt``, data/txt.py), a
-saved ``datasets`` directory, or a plain directory holding such files.
+saved ``datasets`` directory, a plain directory holding such files, or a Hub dataset id already
+in the local Hugging Face cache (data/hub.py).
 
 Every row comes with its location (``file:line`` for JSON/JSONL/CSV, ``file:row N`` for tables) so
 a bad row can be named precisely. A row that cannot be parsed is yielded as a ``DataError`` instead
@@ -18,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from lmforge.data import hub
+from lmforge.data.tables import is_saved_dataset, saved_split, table_rows
 from lmforge.data.txt import txt_rows
 from lmforge.errors import DataError
 
@@ -227,35 +230,18 @@ def _csv(path: Path) -> Iterator[Row]:
         raise DataError(f"malformed CSV ({exc})", str(path), start) from None
 
 
-def _table(path: Path) -> Iterator[Row]:
-    import datasets
-
-    try:
-        if path.is_dir():
-            ds = datasets.load_from_disk(str(path))
-            if isinstance(ds, datasets.DatasetDict):
-                ds = ds["train"] if "train" in ds else ds[next(iter(ds))]
-        else:
-            ds = datasets.Dataset.from_parquet(str(path))
-    except Exception as exc:  # pyarrow / datasets raise many types for unreadable files
-        raise DataError(f"cannot be read as a dataset ({type(exc).__name__}: {exc})",
-                        str(path)) from None
-    for i, record in enumerate(ds):
-        yield f"{path}:row {i + 1}", dict(record)
-
-
-READERS = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _table, ".txt": txt_rows}
-
-
-def is_saved_dataset(p: Path) -> bool:
-    return p.is_dir() and any((p / n).is_file() for n in ("dataset_info.json", "state.json",
-                                                          "dataset_dict.json"))
+READERS = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": table_rows,
+           ".arrow": table_rows, ".txt": txt_rows}
 
 
 def files_of(path: str | Path) -> list[Path]:
     """The data files a path stands for: itself, or the supported files in a plain directory."""
     p = Path(path)
     if not p.exists():
+        if saved_split(path)[1]:
+            return [saved_split(path)[0]]
+        if hub.parse_id(str(path)):  # org/name[:split]: a Hub dataset in the local cache
+            return hub.cached_files(str(path))
         raise DataError("not found", str(p), hint=_NOT_FOUND_HINT)
     if p.is_dir() and not is_saved_dataset(p):
         found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in READERS)
@@ -269,9 +255,10 @@ def files_of(path: str | Path) -> list[Path]:
 def iter_rows(path: str | Path, txt_split: str = "blank_line") -> Iterator[Row]:
     """(location, record) for every row; a row that cannot be parsed comes as a DataError.
     ``.txt`` files give ``{"text": ...}`` rows split by ``txt_split`` (data/txt.py)."""
+    split = saved_split(path)[1]
     for p in files_of(path):
         if p.is_dir():
-            yield from _table(p)
+            yield from table_rows(p, split)
             continue
         reader = READERS.get(p.suffix.lower())
         if reader is None:

@@ -93,14 +93,16 @@ def _warn_without_end(text: str, spans, tokenizer) -> None:
                     "end-of-turn token), so the model is not taught to stop: %r", text[s:e])
 
 
-def render_prompt(messages: list[dict], template: str, tokenizer) -> str:
-    """The text a model is given at inference: ``messages`` + the assistant header."""
-    return render_text(list(messages), template, tokenizer, add_generation_prompt=True)
+def render_prompt(messages: list[dict], template: str, tokenizer, tools=None) -> str:
+    """The text a model is given at inference: ``messages`` + the assistant header (``tools``:
+    the JSON schemas a tool-calling template lists)."""
+    return render_text(list(messages), template, tokenizer, add_generation_prompt=True,
+                       tools=tools)
 
 
-def encode_prompt(messages: list[dict], template: str, tokenizer) -> list[int]:
+def encode_prompt(messages: list[dict], template: str, tokenizer, tools=None) -> list[int]:
     """Token ids of ``render_prompt`` (no extra special tokens: the template has them)."""
-    text = render_prompt(messages, template, tokenizer)
+    text = render_prompt(messages, template, tokenizer, tools)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 

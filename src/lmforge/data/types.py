@@ -15,11 +15,14 @@ ROLES = ("system", "user", "assistant")
 
 @dataclass(frozen=True)
 class Conversation:
-    """A chat: ``messages`` alternate user/assistant after an optional system message."""
+    """A chat: ``messages`` alternate user/assistant after an optional system message; with
+    tool calling, assistant turns may carry ``tool_calls`` and ``tool`` results follow them, and
+    ``tools`` (JSON schemas) is passed to the chat template (data/tools.py)."""
 
-    messages: tuple[dict[str, str], ...]
+    messages: tuple[dict[str, Any], ...]
     origin: dict[str, Any] = field(default_factory=dict)
     where: str = ""  # "file:line" of the source row, for error messages
+    tools: tuple[dict, ...] | None = None
 
     def as_list(self) -> list[dict[str, str]]:
         return [dict(m) for m in self.messages]
@@ -40,8 +43,11 @@ class Conversation:
         return last["content"] if last["role"] == "assistant" else ""
 
     def to_dict(self) -> dict:
-        return {"type": "conversation", "messages": self.as_list(), "origin": self.origin,
-                "where": self.where}
+        out = {"type": "conversation", "messages": self.as_list(), "origin": self.origin,
+               "where": self.where}
+        if self.tools:
+            out["tools"] = list(self.tools)
+        return out
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,9 @@ class Text:
 
 
 def _conversation(d: dict) -> Conversation:
-    return Conversation(tuple(d["messages"]), d.get("origin") or {}, d.get("where", ""))
+    tools = d.get("tools")
+    return Conversation(tuple(d["messages"]), d.get("origin") or {}, d.get("where", ""),
+                        tuple(tools) if tools else None)
 
 
 def _text(d: dict) -> Text:

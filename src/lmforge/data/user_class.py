@@ -2,8 +2,9 @@
 
 ``data.source: "my_module:MyData"`` names a class importable from the working directory. lmforge
 creates it with ``data.source_args`` as keyword arguments, calls ``load(split)`` for ``"train"``
-and ``"eval"`` (an iterable of records; ``None``/empty or ``NotImplementedError`` = no such
-split), and ``convert(record)`` on each record, which returns ``{"input", "output", "origin"?}``
+and ``"eval"`` while training, and for ``"test"`` in ``lmforge eval RUN`` (falling back to
+``"eval"``; an iterable of records; ``None``/empty or ``NotImplementedError`` = no such split),
+and ``convert(record)`` on each record, which returns ``{"input", "output", "origin"?}``
 (optionally ``system`` and ``history``; or ``{"text"}`` for pretraining). ``origin`` is kept on
 the example for metrics later.
 """
@@ -15,6 +16,8 @@ from typing import Any
 from lmforge.data.formats import _history, _with_system, field_value
 from lmforge.data.types import Conversation, Text
 from lmforge.errors import ConfigError, DataError
+
+TEST_SPLITS = ("test", "eval")  # what lmforge eval RUN evaluates a class-backed run on
 
 _HINT = ("the class needs load(self, split) returning records and convert(self, record) "
          "returning {'input': ..., 'output': ..., 'origin': {...}}")
@@ -84,3 +87,24 @@ def load_split(obj, source: str, split: str, default_system: str | None):
             yield where, to_example(out, where, default_system)
         except DataError as exc:
             yield where, exc
+
+
+def evaluation_examples(cfg) -> tuple[str, list] | None:
+    """(split, examples) that ``lmforge eval RUN`` evaluates a class-backed run on: the class's
+    ``test`` split, else its ``eval`` split; None when both are empty."""
+    obj = instantiate(cfg.data.source, cfg.data.source_args)
+    for split in TEST_SPLITS:
+        examples = []
+        for _, ex in load_split(obj, cfg.data.source, split, cfg.data.system):
+            if isinstance(ex, DataError):
+                if not cfg.data.skip_invalid:
+                    raise ex
+                continue
+            examples.append(ex)
+        if examples:
+            return split, examples
+    return None
+
+
+NO_TEST_SPLIT = ("return the held-out records from load('test') (or load('eval')), set data.eval "
+                 "to a fraction, or pass --data-file FILE")

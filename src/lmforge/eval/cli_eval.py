@@ -13,6 +13,7 @@ from lmforge.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEFAULT_METRICS = ["exact_match", "rouge"]
+PREFERENCE_STAGES = ("rm", "dpo", "kto", "orpo")  # evaluated on held-out pairs (eval/preference.py)
 
 
 def eval_config(args, cfg):
@@ -60,9 +61,13 @@ def output_dir(args, path: str) -> Path:
 
 
 def _engine(path: str, args, adapter: str | None = None, template: str | None = None):
-    from lmforge.infer.engine import ChatEngine
+    from lmforge.infer.vllm_backend import engine_class
 
-    return ChatEngine.load(path, adapter=adapter, template=template, batch_size=args.batch_size)
+    from lmforge.commands._rope import parse
+
+    cls = engine_class(getattr(args, "backend", "transformers"), "lmforge eval")
+    return cls.load(path, adapter=adapter, template=template, batch_size=args.batch_size,
+                           rope_scaling=parse(args.rope_scaling))
 
 
 def _free(engine) -> None:
@@ -110,6 +115,30 @@ def run_task_eval(args, path: str, cfg) -> int:
     console = Console()
     console.print(metrics_table(tables, f"{len(samples)} examples"))
     console.print(f"predictions and metrics in [bold]{out}[/]")
+    return 0
+
+
+def run_preference_eval(args, path: str, cfg) -> int:
+    """Reward accuracy and margin of an rm/dpo/kto/orpo run on its eval split (or --data-file)."""
+    from rich.console import Console
+
+    from lmforge.eval.preference import evaluate_run
+    from lmforge.eval.report import metrics_table, write_json, write_jsonl
+
+    if args.compare or args.metrics or args.answer_pattern:
+        raise ConfigError(f"--compare, --metrics and --answer-pattern are for generation "
+                          f"metrics; a {cfg.stage} run is evaluated on preference pairs",
+                          "drop them: lmforge eval reports reward accuracy and margin")
+    result = evaluate_run(path, cfg, args.data_file, args.max_samples, args.batch_size,
+                          args.adapter)
+    out = output_dir(args, path)
+    write_jsonl(out / "rewards.jsonl", result.pop("records"))
+    write_json(out / "eval_metrics.json", result)
+    console = Console()
+    table = {k: v for k, v in result.items() if isinstance(v, float)}
+    console.print(metrics_table({"model": table}, f"{result['stage']}: {result['examples']} "
+                                f"held-out {result['unit']} ({result['reward']})"))
+    console.print(f"rewards and metrics in [bold]{out}[/]")
     return 0
 
 

@@ -101,6 +101,16 @@ def eval_samples(cfg, data_file: str | None = None, fmt: str | None = None,
         plan = SourcePlan(path=data_file, format=fmt or detect_format(data_file),
                           columns=dict(cfg.data.columns))
         examples = read_source(cfg, plan, [0])
+    elif cfg.data.format == "python":  # the class's test split (else eval, else the fraction)
+        from lmforge.data.pipeline import load_examples
+        from lmforge.data.user_class import NO_TEST_SPLIT, evaluation_examples
+
+        found = evaluation_examples(cfg)
+        if found is None and not isinstance(cfg.data.eval, float):
+            raise ConfigError(f"data.source: {cfg.data.source}.load('test') and load('eval') "
+                              "gave no examples, so there is nothing to evaluate on",
+                              NO_TEST_SPLIT)
+        examples = found[1] if found else load_examples(cfg).eval or []
     else:
         if cfg.data.eval is None:
             raise ConfigError("data.eval: not set, so there is nothing to evaluate on",

@@ -39,7 +39,7 @@ class GenerationMetrics(TrainerCallback):
         self.cfg, self.tokenizer, self.template, self.samples = cfg, tokenizer, template, samples
         self.names = cfg.eval.generation_metrics
         self.perplexity = wants_perplexity(cfg.eval)
-        self.batch_size = cfg.eval.batch_size or cfg.train.eval_batch_size or cfg.train.batch_size
+        self.batch_size = cfg.eval.batch_size or cfg.train.per_device_eval_batch
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         if not logs or "eval_loss" not in logs:

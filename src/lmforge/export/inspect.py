@@ -2,7 +2,8 @@
 
 Parameters are counted on a meta-device copy (accelerate's ``init_empty_weights``), so even a large
 model is inspected without allocating its weights. A GGUF file is described from its header (no
-conversion). A run or adapter directory is shown as its base model plus the adapter.
+conversion). A run or adapter directory is shown as its base model plus the adapter: ``parameters``
+counts both (``base_parameters`` the base alone), ``trainable_parameters`` the adapter's.
 """
 
 from __future__ import annotations
@@ -72,8 +73,15 @@ def model_info(path: str, adapter: str | None = None, trust_remote_code: bool = 
         info.update(method=src.method, stage=src.stage)
     if adapter:
         info.update(adapter_info(adapter))
-        info["trainable_parameters"] = info["adapter_parameters"]
+        _with_adapter(info)
     return info
+
+
+def _with_adapter(info: dict) -> None:
+    """Totals of base + adapter; only the adapter trains."""
+    info["base_parameters"] = info["parameters"]
+    info["parameters"] = info["parameters"] + info["adapter_parameters"]
+    info["trainable_parameters"] = info["adapter_parameters"]
 
 
 def _run_or_adapter_info(p: Path, trust_remote_code: bool) -> dict:
@@ -86,7 +94,7 @@ def _run_or_adapter_info(p: Path, trust_remote_code: bool) -> dict:
     if src.stage:
         info["stage"] = src.stage
     info.update(adapter_info(p))
-    info["trainable_parameters"] = info["adapter_parameters"]
+    _with_adapter(info)
     return info
 
 

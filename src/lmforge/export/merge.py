@@ -155,7 +155,13 @@ def _export_adapter(src: Source, out: Path, dtype_name: str) -> None:
         raise ExportError(f"{src.path}: no adapter_model.safetensors (only safetensors adapters "
                           "are exported)")
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src.path / "adapter_config.json", out / "adapter_config.json")
+    from lmforge.model.portable import rebase
+
+    acfg = dict(src.adapter_config)  # a base named relative to the run: relative to `out` now
+    if acfg.get("base_model_name_or_path"):
+        acfg["base_model_name_or_path"] = rebase(acfg["base_model_name_or_path"], src.path, out)
+    (out / "adapter_config.json").write_text(json.dumps(acfg, indent=2, sort_keys=True) + "\n",
+                                             encoding="utf-8")
     if dtype_name == "auto":
         shutil.copy2(weights, out / weights.name)
     else:

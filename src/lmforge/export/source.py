@@ -85,6 +85,10 @@ def inspect_source(path: str | Path, base: str | None = None) -> Source:
     if (p / "adapter_config.json").is_file():
         acfg = json.loads((p / "adapter_config.json").read_text(encoding="utf-8"))
         model = run_model
+        if model is not None:  # a run moved with the base beside it (model/portable.py)
+            from lmforge.model.portable import moved_run_model
+
+            model = moved_run_model(model, p)
         if base is not None:
             model = (model or ModelConfig(path=base)).model_copy(update={"path": base,
                                                                          "gguf_file": None})
@@ -93,7 +97,9 @@ def inspect_source(path: str | Path, base: str | None = None) -> Source:
             if not named:
                 raise ModelError(f"{p}: the adapter does not name its base model",
                                  "pass --base MODEL_PATH")
-            model = ModelConfig(path=named)
+            from lmforge.model.portable import resolve_base
+
+            model = ModelConfig(path=resolve_base(named, p))  # relative: to the run
         method = adapter_kind(acfg)
         if run_adapter is not None and run_adapter.type == "qlora":
             method = "qlora"

@@ -40,10 +40,11 @@ class ChatEngine:
 
     @classmethod
     def load(cls, path: str, adapter: str | None = None, template: str | None = None,
-             dtype: str | None = None, **kwargs) -> "ChatEngine":
+             dtype: str | None = None, rope_scaling=None, **kwargs) -> "ChatEngine":
         from lmforge.infer.loading import load
 
-        loaded = load(path, adapter=adapter, template=template, dtype=dtype)
+        loaded = load(path, adapter=adapter, template=template, dtype=dtype,
+                      rope_scaling=rope_scaling)
         engine = cls(loaded.model, loaded.tokenizer, loaded.template, loaded.name, **kwargs)
         engine.run_config = loaded.run_config
         return engine

@@ -40,9 +40,15 @@ def run_config_of(path: str | Path):
     from lmforge.config.loader import read_yaml, validate
 
     p = Path(path)
+    from lmforge.model.portable import moved_run_model
+
     for d in (p, p.parent):
         if (d / RUN_CONFIG).is_file():
-            return _chained_base(validate(read_yaml(d / RUN_CONFIG, "run config")), d)
+            run_cfg = _chained_base(validate(read_yaml(d / RUN_CONFIG, "run config")), d)
+            # moved with its base beside it: the adapter's relative name finds the base
+            model = moved_run_model(run_cfg.model, d)
+            return run_cfg if model is run_cfg.model else run_cfg.model_copy(
+                update={"model": model})
     return None
 
 
@@ -116,7 +122,9 @@ def _adapter_base(adapter_dir: Path) -> str:
     if not base:
         raise ModelError(f"{adapter_dir} is an adapter without a recorded base model",
                          "pass the base with --model and the adapter with --adapter")
-    return base
+    from lmforge.model.portable import resolve_base
+
+    return resolve_base(base, adapter_dir)  # builtin:, hub id, or a path relative to the run
 
 
 def _template(run_cfg, tokenizer, name: str | None) -> str | None:
@@ -133,8 +141,9 @@ def _template(run_cfg, tokenizer, name: str | None) -> str | None:
 
 
 def load(path: str, adapter: str | None = None, template: str | None = None,
-         dtype: str | None = None, device: str | None = None) -> Loaded:
-    """Load model + tokenizer + chat template from a model dir, run dir, checkpoint or export."""
+         dtype: str | None = None, device: str | None = None, rope_scaling=None) -> Loaded:
+    """Load model + tokenizer + chat template from a model dir, run dir, checkpoint or export;
+    ``rope_scaling`` (a config.model.RopeScaling, from --rope-scaling) replaces the model's."""
     from lmforge.model.loader import load_model
     from lmforge.training.device import for_inference
     from lmforge.utils.builtin import resolve
@@ -160,11 +169,13 @@ def load(path: str, adapter: str | None = None, template: str | None = None,
             base_cfg = _plain_model_cfg(_adapter_base(adapter_dir), dtype)
         parent = adapter_dir.parent if (adapter_dir.parent / RUN_CONFIG).is_file() else None
         tokenizer = _tokenizer(base_cfg, adapter_dir, parent)
+        base_cfg = _with_rope(base_cfg, rope_scaling)
         facts = for_inference(base_cfg, device)  # dtype/attention for where it will run
         model = _attach_adapter(load_model(base_cfg, tokenizer, facts=facts), adapter_dir)
     elif _has_weights(root):
         mcfg = (_inference_cfg(run_cfg.model, str(root), dtype) if run_cfg is not None
                 else _plain_model_cfg(str(root), dtype))
+        mcfg = _with_rope(mcfg, rope_scaling)
         tokenizer = _tokenizer(mcfg, root, root.parent if run_cfg else None)
         model = load_model(mcfg, tokenizer, facts=for_inference(mcfg, device))
     else:
@@ -177,6 +188,10 @@ def load(path: str, adapter: str | None = None, template: str | None = None,
     name = str(adapter_dir or root)
     log.info("loaded %s", name)
     return Loaded(model, tokenizer, _template(run_cfg, tokenizer, template), name, run_cfg)
+
+
+def _with_rope(mcfg, rope_scaling):
+    return mcfg if rope_scaling is None else mcfg.model_copy(update={"rope_scaling": rope_scaling})
 
 
 def _default_device() -> str:

@@ -175,6 +175,9 @@ def attach(model, cfg: AdapterConfig):
                           f"'{cfg.type}' set model.path to the earlier run's output instead")
     if cfg.type == "freeze":
         return _freeze(model, cfg)
+    problem = cannot_learn(cfg, getattr(model, "name_or_path", None))
+    if problem:
+        log.warning("%s", problem)
     if cfg.type == "qlora":
         from lmforge.model.quant import prepare_kbit
 
@@ -189,6 +192,46 @@ def attach(model, cfg: AdapterConfig):
         raise ConfigError(f"adapter: peft rejected the {cfg.type} settings: {exc}") from exc
     log.info("adapter %s attached", cfg.type)
     return peft_model
+
+
+RANDOM_MARKER = "lmforge_tiny.json"  # written by utils/tiny.build_tiny: random weights
+
+
+def random_init(path: str | None) -> bool:
+    """The model at ``path`` (a directory or ``builtin:<name>``) has random weights: a tiny
+    built-in, or any model ``lmforge tiny`` built (both carry the tiny builder's marker)."""
+    from pathlib import Path
+
+    from lmforge.utils.builtin import BUILTINS, PREFIX, builtin_dir, is_builtin
+
+    if not path:
+        return False
+    if is_builtin(path):
+        name = path[len(PREFIX):]
+        if name not in BUILTINS:
+            return False
+        if (builtin_dir(name) / "config.json").is_file():
+            return (builtin_dir(name) / RANDOM_MARKER).is_file()
+        return "random" in BUILTINS[name].description  # not built yet: the registry says
+    return (Path(path) / RANDOM_MARKER).is_file()
+
+
+def cannot_learn(cfg: AdapterConfig, model_path: str | None) -> str | None:
+    """Why training ``cfg`` on the base at ``model_path`` cannot learn, with what to do, or None.
+    A peft adapter trains only its own small matrices (or virtual tokens) on top of frozen base
+    weights; on a RANDOM base those frozen weights carry nothing to adapt, so the loss stays
+    near chance (ln(vocabulary)) however long it trains."""
+    if not cfg.is_peft or cfg.modules_to_save or cfg.path or not random_init(model_path):
+        return None
+    if cfg.type in ("lora", "qlora", "adalora"):
+        fix = ("let the output layer train too: adapter.modules_to_save: [lm_head] (with a "
+               "higher learning rate, e.g. 1e-2), or train every weight: adapter.type: full")
+    else:
+        fix = ("train every weight (adapter.type: full), or use a pretrained base such as "
+               "builtin:smollm2-135m-instruct")
+    return (f"adapter.type {cfg.type} on '{model_path}', a randomly initialised model: only the "
+            f"adapter trains while the random base stays frozen, so the loss will stay near "
+            f"chance; {fix}")
 
 
 def callbacks(model, cfg: AdapterConfig) -> list:

@@ -205,5 +205,5 @@ def _print(console, summary: dict, s: QuickstartSettings) -> None:
                   f"  lmforge serve {merged or run_dir} --port 8000\n"
                   f"  lmforge export {merged or run_dir} --out {s.output / 'gguf'} --gguf "
                   f"--gguf-type q8_0   # llama.cpp + Ollama Modelfile\n"
-                  f"  lmforge eval --model {run_dir} --data-file {s.output / 'data/eval.jsonl'} "
+                  f"  lmforge eval {run_dir} --data-file {s.output / 'data/eval.jsonl'} "
                   f"--metrics f1 --max-new-tokens {MAX_NEW_TOKENS}")

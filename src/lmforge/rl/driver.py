@@ -123,7 +123,7 @@ def run_loop(ppo, train: PromptSet, evals: PromptSet | None, cfg, out: Path, tot
             stats = ppo.step(*train.take(idx))
             evaluated = evals is not None and (step % eval_every == 0 or step == total)
             if evaluated:
-                stats.update(evaluate(ppo, evals, eval_limit, t.eval_batch_size or t.batch_size))
+                stats.update(evaluate(ppo, evals, eval_limit, t.per_device_eval_batch))
             tracker.log(step, stats)
             events.step_end(step, stats, evaluated)
             if step % t.logging_steps == 0 or step in (1, total):

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lmforge.serve import errors, schemas
 from lmforge.serve.errors import APIError
+from lmforge.serve.limits import DEFAULT_MAX_REQUEST_BYTES, check_chars, prompt_char_limit
 from lmforge.serve.scheduler import Busy, Job, Scheduler, StreamEnd
 
 
@@ -36,7 +37,8 @@ class Settings:
     system: str | None = None  # system prompt for chats without one
     api_key: str | None = None
     aliases: tuple[str, ...] = ()
-    max_body: int = 8 * 1024 * 1024
+    max_body: int = DEFAULT_MAX_REQUEST_BYTES  # 413 over this, checked while reading
+    max_prompt_chars: int | None = None  # 400 over this, before tokenizing (None: derived)
 
 
 def context_size(engine) -> int:
@@ -98,6 +100,7 @@ def create_app(engine, settings: Settings, scheduler: Scheduler) -> FastAPI:
     created = int(time.time())
     context = context_size(engine)
     names = {settings.name, *settings.aliases}
+    max_chars = settings.max_prompt_chars or prompt_char_limit(context, engine.tokenizer)
 
     def auth(request: Request) -> None:
         if not settings.api_key:
@@ -117,14 +120,15 @@ def create_app(engine, settings: Settings, scheduler: Scheduler) -> FastAPI:
 
     def fit(prompts: list[str], req) -> tuple[int, list[int]]:
         """max_new_tokens for the request and each prompt's token count; 400 when too long."""
+        param = "messages" if hasattr(req, "messages") else "prompt"
+        check_chars(max(len(p) for p in prompts), max_chars, context, param)
         counts = [len(engine.encode(p)) for p in prompts]
         longest, asked = max(counts), req.limit()
         if longest + (asked or 1) > context:
             raise APIError(400, f"this model's maximum context length is {context} tokens; the "
                            f"prompt is {longest} tokens" + (f" and {asked} were asked for the "
                                                            "answer" if asked else ""),
-                           "messages" if hasattr(req, "messages") else "prompt",
-                           "context_length_exceeded")
+                           param, "context_length_exceeded")
         return asked or min(settings.gen.max_new_tokens, context - longest), counts
 
     async def submit(prompts: list[str], req) -> Job:
@@ -153,6 +157,7 @@ def create_app(engine, settings: Settings, scheduler: Scheduler) -> FastAPI:
 
     def chat_prompt(req: schemas.ChatRequest) -> str:
         msgs = [m.as_dict() for m in req.messages]
+        check_chars(sum(len(m["content"]) for m in msgs), max_chars, context, "messages")
         if settings.system and not any(m["role"] == "system" for m in msgs):
             msgs.insert(0, {"role": "system", "content": settings.system})
         try:

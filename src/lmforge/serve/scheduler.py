@@ -19,7 +19,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmforge.serve.limits import release_memory
+
 log = logging.getLogger("lmforge.serve")
+TRIM_AFTER = 0.5  # seconds idle after a burst before malloc_trim (see serve.limits)
 
 
 class Busy(Exception):
@@ -74,6 +77,7 @@ class Scheduler:
         self.served = 0
         self.cond = threading.Condition()
         self.closed = False
+        self.trimmed = True  # nothing to give back yet
         self.thread = threading.Thread(target=self._loop, name="lmforge-generate", daemon=True)
         self.thread.start()
 
@@ -112,15 +116,28 @@ class Scheduler:
                     batch.append(job)
         return batch
 
-    def _loop(self) -> None:
+    def _next(self) -> list[Job] | None:
+        """The next batch; None when closed. Idle after work for ``TRIM_AFTER`` seconds, the
+        freed heap is handed back to the system (outside the lock: submitters never wait)."""
         while True:
             with self.cond:
-                while not self.waiting and not self.closed:
-                    self.cond.wait()
+                if not self.waiting and not self.closed:
+                    self.cond.wait(None if self.trimmed else TRIM_AFTER)
                 if self.closed:
-                    return
-                batch = self._take()
-                self.running = len(batch)
+                    return None
+                if self.waiting:
+                    batch = self._take()
+                    self.running = len(batch)
+                    return batch
+                trim, self.trimmed = not self.trimmed, True
+            if trim:
+                release_memory()
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next()
+            if batch is None:
+                return
             try:
                 batch = [j for j in batch if not j.cancelled.is_set()]
                 if batch and batch[0].stream:
@@ -135,6 +152,7 @@ class Scheduler:
                 with self.cond:
                     self.running = 0
                     self.served += len(batch)
+                    self.trimmed = False
 
     def _fail(self, job: Job, exc: BaseException) -> None:
         if job.stream:

@@ -20,15 +20,23 @@ def run(cfg: RunConfig, *, callbacks=()):
     if module is None:
         raise ConfigError(f"stage: '{cfg.stage}' is not implemented yet (available: "
                           f"{', '.join(sorted(STAGES))})")
-    from lmforge.distributed.ranks import single_process_rendezvous
+    from lmforge.distributed.ranks import is_main, single_process_rendezvous
     from lmforge.model.chain import resolve
     from lmforge.training import output_dir
     from lmforge.training.resource_faults import resource_errors
+    from lmforge.utils.rundir import recorded_outcome
 
     output_dir.prepare(cfg)  # a directory holding a run: resume, overwrite, or refuse
 
     # out of memory / disk full: an error with advice, no traceback; DeepSpeed without a
-    # launcher: a 1-process launcher environment (distributed/ranks.py)
-    with resource_errors(cfg), single_process_rendezvous(bool(cfg.train.deepspeed)):
+    # launcher: a 1-process launcher environment (distributed/ranks.py); run_state.json says
+    # done / failed (with the error) / interrupted once the run this process started ends
+    with recorded_outcome(cfg.train.output_dir), resource_errors(cfg), \
+            single_process_rendezvous(bool(cfg.train.deepspeed)):
         cfg = resolve(cfg)  # model.path = an earlier run: continue from its model (chain.py)
-        return importlib.import_module(module).run(cfg, callbacks=tuple(callbacks))
+        result = importlib.import_module(module).run(cfg, callbacks=tuple(callbacks))
+        if is_main():  # README.md: base, data, settings, metrics, how to load (export/card.py)
+            from lmforge.export.card import write_run_card
+
+            write_run_card(result.output_dir)
+        return result

@@ -33,7 +33,7 @@ def build_args(cfg: RunConfig, has_eval: bool, weights: list[float] | None = Non
 
     m = cfg.method()
     per_step = cfg.train.batch_size * cfg.train.grad_accum
-    eval_batch = cfg.train.eval_batch_size or cfg.train.batch_size
+    eval_batch = cfg.train.per_device_eval_batch
     problems = []
     if per_step % m.num_generations:
         problems.append(f"train.batch_size: batch_size x grad_accum ({per_step}) counts "
@@ -49,7 +49,7 @@ def build_args(cfg: RunConfig, has_eval: bool, weights: list[float] | None = Non
         max_completion_length=m.max_new_tokens, temperature=m.temperature, top_p=m.top_p,
         top_k=m.top_k, beta=m.beta, epsilon=m.epsilon, num_iterations=m.num_iterations,
         loss_type=m.loss, scale_rewards=m.scale_rewards, reward_weights=weights,
-        mask_truncated_completions=m.mask_truncated_completions, use_vllm=False,
+        mask_truncated_completions=m.mask_truncated_completions, use_vllm=m.use_vllm,
         log_completions=False))
 
 

@@ -42,6 +42,7 @@ def load_reward_model(cfg: RunConfig, tokenizer):
     """Base + scalar head + the configured adapter; the head always trains."""
     from lmforge.model.adapters import attach, peft_config
     from lmforge.model.loader import load_model
+    from lmforge.model.portable import base_name, name_base
     from lmforge.training.device import decide
 
     model = load_model(cfg.model, tokenizer, adapter=cfg.adapter, auto_class=_seq_cls(),
@@ -51,6 +52,7 @@ def load_reward_model(cfg: RunConfig, tokenizer):
     a = cfg.adapter
     if not a.is_peft or a.path:
         model = attach(model, a)
+        name_base(model, base_name(cfg.model, cfg.train.output_dir))
         for p in model.score.parameters() if hasattr(model, "score") else []:
             p.requires_grad = True  # freeze: the new head must learn
         return model
@@ -62,7 +64,9 @@ def load_reward_model(cfg: RunConfig, tokenizer):
         model = prepare_kbit(model)
     config = peft_config(a, model)
     config.task_type = "SEQ_CLS"  # peft then trains the 'score' head fully (modules_to_save)
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    name_base(model, base_name(cfg.model, cfg.train.output_dir))  # portable adapter_config.json
+    return model
 
 
 def save_reward_model(cfg: RunConfig):

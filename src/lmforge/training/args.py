@@ -22,7 +22,7 @@ def common_kwargs(cfg: RunConfig, has_eval: bool) -> dict[str, Any]:
         warmup_steps=t.warmup_ratio,  # a float < 1 is a fraction in transformers 5
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
         optim=t.optimizer, per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
+        per_device_eval_batch_size=t.per_device_eval_batch,
         gradient_accumulation_steps=t.grad_accum, seed=t.seed, data_seed=t.seed,
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit,
         eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps if has_eval else None,

@@ -25,6 +25,8 @@ else ``OMP_NUM_THREADS``, else the physical cores (cgroup quota included).
 
 from __future__ import annotations
 
+from lmforge.utils.gpu import gpu_present  # noqa: F401  (re-exported: device facts use it)
+
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -33,13 +35,6 @@ from lmforge.errors import ConfigError, ModelError
 
 HALF = ("bfloat16", "float16")
 LIGER_STAGES = ("sft", "pt")  # trl's trainers route Liger to their own losses
-
-
-def gpu_present() -> bool:
-    """A CUDA GPU is usable by this process (the only place lmforge asks torch)."""
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _installed(package: str) -> bool:

@@ -38,7 +38,7 @@ RUN_ENTRIES = (
     "adapter_config.json", "tokenizer*", "special_tokens_map.json", "vocab.json", "merges.txt",
     "added_tokens.json", "chat_template.jinja", "README.md", "metrics.json", "eval_metrics.json",
     "*_results.json", "trainer_state.json", "training_args.json", "loss.png", "data_stats.json",
-    "env.json", "lmforge_*.json", "lmforge_config.yaml", "predictions.jsonl",
+    "env.json", "run_state.json", "lmforge_*.json", "lmforge_config.yaml", "predictions.jsonl",
     "base_predictions.jsonl",
     # a chained run's merged starting model (model/chain.py BASE_DIR) and its lock: made again
     # from model.path after an overwrite

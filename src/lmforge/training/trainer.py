@@ -91,10 +91,12 @@ def prepare_model(cfg: RunConfig, tokenizer):
     on, transformers ignores packed position ids and packed examples attend to each other)."""
     from lmforge.model.adapters import attach
     from lmforge.model.loader import load_model
+    from lmforge.model.portable import base_name, name_base
     from lmforge.training.device import decide
 
     model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter, facts=decide(cfg)),
                    cfg.adapter)
+    name_base(model, base_name(cfg.model, cfg.train.output_dir))  # portable adapter_config.json
     if getattr(model, "config", None) is not None:
         model.config.use_cache = False
     return model

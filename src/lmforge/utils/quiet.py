@@ -27,7 +27,8 @@ ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS":
        "TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
 # loggers whose warnings are noise on a working install (errors still show)
 QUIET_LOGGERS = ("bitsandbytes", "kernels", "DeepSpeed", "accelerate", "datasets", "peft",
-                 "trl", "torch.distributed.elastic")
+                 "trl", "torch.distributed.elastic", "torchao",
+                 "torch.utils._pytree")  # torchao registering its enums with torch.compile
 
 
 # modules that print (not log) when imported: transformers' trackers module prints

@@ -4,6 +4,9 @@ Tests, examples and benchmarks use it when no real model is at hand (``lmforge t
 ``model.path: builtin:tiny-llama``). The tokenizer is a byte-level BPE trained on a built-in
 corpus, with distinct bos/eos/pad tokens and a ChatML chat template that marks assistant text with
 ``{% generation %}`` so ``apply_chat_template(..., return_assistant_tokens_mask=True)`` works.
+With ``tools=True`` (``lmforge tiny --tools``, ``builtin:tiny-llama-tools``) the tokenizer carries
+the built-in ``chatml_tools`` template instead (Qwen-style ``<tool_call>`` tags; ChatML when a
+conversation has no tools), the tags are single tokens and the corpus holds tool-call JSON.
 Linear output sizes are multiples of 32 so bitsandbytes 4-bit runs on the CPU.
 """
 
@@ -53,7 +56,25 @@ def _corpus() -> list[str]:
     return lines * 3
 
 
-def build_tokenizer(vocab_size: int = 1024):
+TOOL_TAGS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<tools>",
+             "</tools>"]
+
+
+def _tool_corpus() -> list[str]:
+    """Tool-calling text, so JSON keys and punctuation get merges of their own."""
+    names = ["get_weather", "calculate", "search", "convert", "lookup"]
+    lines = []
+    for i, name in enumerate(names):
+        for word in _CORPUS_WORDS[i * 9:(i + 1) * 9]:
+            lines.append(f'<tool_call>\n{{"name": "{name}", "arguments": {{"city": "{word}", '
+                         f'"expression": "{i} + {i * 2}", "query": "{word}"}}}}\n</tool_call>')
+            lines.append(f'{{"type": "function", "function": {{"name": "{name}", "description": '
+                         f'"{word}", "parameters": {{"type": "object", "properties": {{"{word}": '
+                         f'{{"type": "string"}}}}, "required": ["{word}"]}}}}}}')
+    return lines * 3
+
+
+def build_tokenizer(vocab_size: int = 1024, tools: bool = False):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -63,10 +84,15 @@ def build_tokenizer(vocab_size: int = 1024):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus() + (_tool_corpus() if tools else []), trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS,
                                    pad_token=PAD, additional_special_tokens=[IM_START, EOT])
     fast.chat_template = CHATML_TEMPLATE
+    if tools:
+        from lmforge.data.templates import builtin_template
+
+        fast.add_tokens(TOOL_TAGS)  # plain added tokens: decoding keeps them
+        fast.chat_template = builtin_template("chatml_tools")
     fast.padding_side = "right"
     return fast
 
@@ -102,14 +128,14 @@ def build_model(tokenizer, arch: str = "llama", hidden: int = 64, layers: int = 
 
 
 def build_tiny(out_dir: str | Path, arch: str = "llama", hidden: int = 64, layers: int = 2,
-               vocab: int = 1024, seed: int = 0) -> Path:
+               vocab: int = 1024, seed: int = 0, tools: bool = False) -> Path:
     """Build and save a tiny model + tokenizer; returns the directory."""
     out = Path(out_dir)
     if hidden % 32 or hidden < 32:
         from lmforge.errors import ConfigError
         raise ConfigError(f"--hidden: must be a multiple of 32, at least 32 (got {hidden}); "
                           "bitsandbytes on the CPU needs linear outputs in multiples of 32")
-    tokenizer = build_tokenizer(vocab)
+    tokenizer = build_tokenizer(vocab, tools)
     heads = max(2, hidden // 16)
     model = build_model(tokenizer, arch, hidden, layers, heads=heads, kv_heads=max(1, heads // 2),
                         seed=seed)
@@ -117,5 +143,6 @@ def build_tiny(out_dir: str | Path, arch: str = "llama", hidden: int = 64, layer
     tokenizer.save_pretrained(out)
     model.save_pretrained(out, safe_serialization=True)
     (out / "lmforge_tiny.json").write_text(json.dumps(
-        {"arch": arch, "hidden": hidden, "layers": layers, "vocab": vocab, "seed": seed}))
+        {"arch": arch, "hidden": hidden, "layers": layers, "vocab": vocab, "seed": seed,
+         "tools": tools}))
     return out
