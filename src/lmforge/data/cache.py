@@ -22,7 +22,8 @@ from lmforge.data.types import from_dict
 log = logging.getLogger(__name__)
 _HASH_LIMIT = 256 << 20
 _CODE = ("encode.py", "render.py", "formats.py", "sources.py", "pipeline.py", "mixing.py",
-         "registry.py", "plan.py", "user_class.py", "types.py")
+         "registry.py", "plan.py", "user_class.py", "types.py", "skeleton.py", "encoders.py",
+         "detect.py", "read.py", "txt.py", "preference.py", "prompts.py")
 
 
 def cache_dir(cfg) -> Path:
