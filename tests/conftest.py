@@ -33,6 +33,15 @@ LIBRARY_CACHES = ("torchinductor_", "jieba.cache", "pymp-", "gradio")
 
 import pytest  # noqa: E402
 
+# transformers imports torchao whenever it is installed (its quantizer registry), and torchao's
+# import logs notices (kernel libraries for other CPUs/GPUs, enum registration) on the first
+# import in a process: the CLI silences them (utils/quiet.py); tests calling main() in-process
+# and comparing its stderr must not depend on which test imported torchao first
+import logging  # noqa: E402
+
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
 REPO = Path(__file__).resolve().parents[1]
 _LOOPBACK = ("127.", "::1", "localhost", "0.0.0.0")
 _real_connect = socket.socket.connect

@@ -89,9 +89,13 @@ def test_generated_data_is_varied_and_disjoint():
     qa = [json.loads(x) for x in (EXAMPLES / "caption_qa/data/train.jsonl").open()]
     answers = [r["output"] for r in qa]
     assert max(answers.count(a) for a in set(answers)) / len(answers) < 0.2
-    films = {json.loads(x)["film"] for x in (EXAMPLES / "positive_reviews/data/train.jsonl").open()}
-    held = {json.loads(x)["film"] for x in (EXAMPLES / "positive_reviews/data/eval.jsonl").open()}
-    assert films and held and not films & held
+    reviews = {name: [json.loads(x) for x in (EXAMPLES / f"positive_reviews/data/{name}.jsonl")
+                      .open()] for name in ("train", "eval")}
+    for key in ("film", "opening", "prompt"):  # held-out films and opening sentences are unseen
+        films, held = ({r[key] for r in reviews[name]} for name in ("train", "eval"))
+        assert films and held and not films & held, key
+    # the prompt is the opening only (raw text to continue), no instruction around it
+    assert all(r["prompt"] == r["opening"].format(t=r["film"]) for r in reviews["eval"])
 
 
 def test_chat_converter(tmp_path):

@@ -95,7 +95,9 @@ def test_plain_prediction_is_batched(tmp_path):
 
 def test_input_rows_keep_their_reference(tmp_path):
     item = to_item(0, "f:1", {"instruction": "Classify", "input": "text", "output": "sport"}, {})
-    assert item.messages == [{"role": "user", "content": "Classify\ntext"}]
+    # the parts stay on the message for templates that lay them out (alpaca_stanford)
+    assert item.messages == [{"role": "user", "content": "Classify\ntext",
+                              "instruction": "Classify", "input": "text"}]
     assert item.reference == "sport"
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
                         {"role": "user", "content": "again"},

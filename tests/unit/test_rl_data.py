@@ -33,7 +33,9 @@ def test_preference_prompt_chosen_rejected_with_system_and_history():
 def test_preference_seed_form_instruction_input_output_pair():
     ex = from_preference({"instruction": "Rate it", "input": "a film",
                           "output": ["great film", "bad film"]}, {}, "f:1")
-    assert ex.prompt == ({"role": "user", "content": "Rate it\na film"},)
+    # the parts stay on the message for templates that lay them out (alpaca_stanford)
+    assert ex.prompt == ({"role": "user", "content": "Rate it\na film", "instruction": "Rate it",
+                          "input": "a film"},)
     assert (ex.chosen, ex.rejected) == ("great film", "bad film")
 
 

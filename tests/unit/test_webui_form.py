@@ -67,7 +67,9 @@ def test_check_reports_exactly_what_lmforge_validate_prints(tmp_path, capsys):
     values = _defaults() | {"model.path": "builtin:tiny-llama", "train.learning_rate": "abc"}
     tree = form.build_tree(values)
     cfg, message = form.check(tree)
-    assert cfg is None and message.startswith("error: invalid configuration")
+    # LoRA (the form's default) on the random tiny base: validate's warning comes first, as in the CLI
+    assert cfg is None and message.startswith("warning: adapter.type lora")
+    assert "\nerror: invalid configuration" in message
     assert "train.learning_rate" in message and "\nhint: " in message
     path = tmp_path / "run.yaml"
     path.write_text(form.to_yaml(tree))
@@ -91,6 +93,7 @@ def test_check_runs_the_file_checks_of_lmforge_validate(tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text('{"instruction": "a", "output": "b"}\n')
     ok, text = form.check(form.build_tree(_defaults() | {"model.path": "builtin:tiny-llama",
+                                                         "adapter.type": "full",
                                                          "data.train": str(data)}))
     assert ok is not None and text == "ok"
 

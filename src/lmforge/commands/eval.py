@@ -104,7 +104,7 @@ def _saved_config(path: str, overrides):
 
     from lmforge.config.constants import RUN_CONFIG_FILE
     from lmforge.errors import ConfigError
-    from lmforge.infer.loading import _chained_base, run_config_of
+    from lmforge.infer.loading import located, run_config_of
 
     given = overrides.merged + overrides.data + overrides.model
     if not given:
@@ -117,7 +117,7 @@ def _saved_config(path: str, overrides):
         if (d / RUN_CONFIG_FILE).is_file():
             from lmforge.config import load
 
-            return _chained_base(load(str(d / RUN_CONFIG_FILE), overrides=overrides.merged), d)
+            return located(load(str(d / RUN_CONFIG_FILE), overrides=overrides.merged), d)
     raise ConfigError(f"{path} is not a run directory, so there is no run config for "
                       f"{', '.join(given)}", "use the flags (--data-file, --metrics, "
                       "--template, --rope-scaling, ...) for a plain model")

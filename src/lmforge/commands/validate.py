@@ -68,31 +68,43 @@ def check_all(cfg, dropped: frozenset[str] | set[str] = frozenset()) -> list[str
     return out
 
 
-def _warn_cannot_learn(cfg) -> None:
-    """A config that trains but cannot learn (an adapter on a random base) is valid: warned."""
-    import sys
-
+def warnings_of(cfg) -> list[str]:
+    """What is valid but worth a warning: a config that trains but cannot learn (an adapter on a
+    random base)."""
     from lmforge.model.adapters import cannot_learn
 
     problem = cannot_learn(cfg.adapter, cfg.model.path)
-    if problem:
-        print(f"warning: {problem}", file=sys.stderr)
+    return [f"warning: {problem}"] if problem else []
+
+
+def problems_of(tree: dict):
+    """(RunConfig or None, every problem, its hint, warnings): all the checks of ``validate`` on
+    a composed config tree (the web UI's Validate button runs exactly these)."""
+    from lmforge.config.loader import validate_partial
+
+    cfg, error, dropped = validate_partial(tree)
+    problems = list(error.problems) if error else []
+    warnings: list[str] = []
+    if cfg is not None:
+        problems += [p for p in check_all(cfg, dropped) if p not in problems]
+        warnings = warnings_of(cfg)
+    return cfg, problems, error.hint if error else None, warnings
 
 
 def run(args) -> int:
+    import sys
+
     from lmforge.config import to_yaml
-    from lmforge.config.loader import compose, validate_partial
+    from lmforge.config.loader import compose
     from lmforge.errors import ConfigError
 
     ov = args.overrides
     tree = compose(args.config, args.data_config, args.model_config, ov.merged, ov.data, ov.model)
-    cfg, error, dropped = validate_partial(tree)
-    problems = list(error.problems) if error else []
-    if cfg is not None:
-        problems += [p for p in check_all(cfg, dropped) if p not in problems]
-        _warn_cannot_learn(cfg)
+    cfg, problems, hint, warnings = problems_of(tree)
+    for line in warnings:
+        print(line, file=sys.stderr)
     if problems:
-        raise ConfigError(problems, error.hint if error else None)
+        raise ConfigError(problems, hint)
     if args.print:
         print(to_yaml(cfg), end="")
     print("ok")

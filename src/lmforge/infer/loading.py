@@ -40,16 +40,20 @@ def run_config_of(path: str | Path):
     from lmforge.config.loader import read_yaml, validate
 
     p = Path(path)
-    from lmforge.model.portable import moved_run_model
-
     for d in (p, p.parent):
         if (d / RUN_CONFIG).is_file():
-            run_cfg = _chained_base(validate(read_yaml(d / RUN_CONFIG, "run config")), d)
-            # moved with its base beside it: the adapter's relative name finds the base
-            model = moved_run_model(run_cfg.model, d)
-            return run_cfg if model is run_cfg.model else run_cfg.model_copy(
-                update={"model": model})
+            return located(validate(read_yaml(d / RUN_CONFIG, "run config")), d)
     return None
+
+
+def located(run_cfg, run_dir: Path):
+    """``run_cfg`` (saved in ``run_dir``) with its model found where the run now lies: a chained
+    run's own ``base/``, or a base moved beside the run (the adapter's relative name)."""
+    from lmforge.model.portable import moved_run_model
+
+    run_cfg = _chained_base(run_cfg, run_dir)
+    model = moved_run_model(run_cfg.model, run_dir)
+    return run_cfg if model is run_cfg.model else run_cfg.model_copy(update={"model": model})
 
 
 def _chained_base(run_cfg, run_dir: Path):

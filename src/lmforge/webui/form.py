@@ -160,24 +160,17 @@ def to_yaml(tree: dict) -> str:
 
 def check(tree: dict):
     """(RunConfig or None, message): the same checks and text as ``lmforge validate``."""
-    from lmforge.commands.validate import check_files
-    from lmforge.config import validate
+    from lmforge.commands.validate import problems_of
     from lmforge.errors import ConfigError
-    from lmforge.training.args import build_arguments
 
     try:
-        cfg = validate(tree)
-        problems = check_files(cfg)
-        try:
-            build_arguments(cfg, has_eval=cfg.data.eval is not None)
-        except ConfigError as exc:
-            problems += exc.problems
+        cfg, problems, hint, warnings = problems_of(tree)
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, hint)
     except ConfigError as exc:
         hint = f"\nhint: {exc.hint}" if exc.hint else ""
-        return None, f"error: {exc.message}{hint}"
-    return cfg, "ok" + chain_note(cfg.model.path)
+        return None, "".join(w + "\n" for w in warnings) + f"error: {exc.message}{hint}"
+    return cfg, "".join(w + "\n" for w in warnings) + "ok" + chain_note(cfg.model.path)
 
 
 def chain_note(path: str) -> str:
