@@ -42,6 +42,15 @@ import logging  # noqa: E402
 for _name in ("torchao", "torch.utils._pytree"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
+# property tests draw the same examples on every default run (a green CI stays green for the
+# same code, and a failure reproduces); LMFORGE_HYPOTHESIS=explore draws new ones each run
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("lmforge-default", derandomize=True, database=None)
+_hypothesis_settings.register_profile("explore")
+_hypothesis_settings.load_profile("explore" if os.environ.get("LMFORGE_HYPOTHESIS") == "explore"
+                                  else "lmforge-default")
+
 REPO = Path(__file__).resolve().parents[1]
 _LOOPBACK = ("127.", "::1", "localhost", "0.0.0.0")
 _real_connect = socket.socket.connect

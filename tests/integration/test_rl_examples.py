@@ -83,6 +83,7 @@ def test_positive_reviews_full_runs_meet_the_goal(tmp_path):
     openings, sampled continuations gain >= +0.4 mean VADER compound over the base, with
     distinct-2 >= 0.6 and no opening sentence in more than 10 % of them."""
     import importlib.util
+    import json
 
     from tests.conftest import run_cli
 
@@ -90,7 +91,7 @@ def test_positive_reviews_full_runs_meet_the_goal(tmp_path):
         "positive_reviews_score", REPO / "examples/positive_reviews/score.py")
     score = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(score)
-    prompts = [__import__("json").loads(x)["prompt"]
+    prompts = [json.loads(x)["prompt"]
                for x in (REPO / "examples/positive_reviews/data/eval.jsonl").open()]
     base = score.score("builtin:smollm2-135m-instruct", prompts, 32, 0)["sampled"]
     for stage in ("grpo", "ppo"):

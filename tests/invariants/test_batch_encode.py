@@ -30,6 +30,8 @@ CHAT_FORMATS = ("messages", "alpaca", "prompt_response", "preference", "kto")
 def _to_conversations(raw: list[dict], fmt: str) -> list[Conversation]:
     convert, out = converter(fmt, {}), []
     for i, row in enumerate(raw):
+        if unencodable(row):  # the sources refuse such rows before anything is encoded
+            continue
         try:
             ex = convert(row, {}, f"fuzz.jsonl:{i + 1}", None)
         except DataError:
