@@ -98,7 +98,8 @@ def _run_or_adapter_info(p: Path, trust_remote_code: bool) -> dict:
     return info
 
 
-def _base_info(path: str, trust_remote_code: bool) -> dict:
+def empty_model(path: str, trust_remote_code: bool):
+    """(config, the model without weights): built from config.json on the meta device."""
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -107,7 +108,12 @@ def _base_info(path: str, trust_remote_code: bool) -> dict:
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read a model config from '{path}': {exc}") from exc
     with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        return config, AutoModelForCausalLM.from_config(config,
+                                                        trust_remote_code=trust_remote_code)
+
+
+def _base_info(path: str, trust_remote_code: bool) -> dict:
+    config, model = empty_model(path, trust_remote_code)
     total = sum(p.numel() for p in model.parameters())
     text_cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
     rope = getattr(text_cfg, "rope_parameters", None) or {}

@@ -136,10 +136,6 @@ def render(node: Node, depth: int):
 def module_tree(path: str, adapter: str | None = None, trust_remote_code: bool = False) -> Node:
     """The tree of a model directory / hub id / builtin name, or of a run or adapter directory
     (its base plus the adapter)."""
-    from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from lmforge.errors import ModelError
     from lmforge.utils.builtin import resolve
 
     p = Path(path)
@@ -152,10 +148,7 @@ def module_tree(path: str, adapter: str | None = None, trust_remote_code: bool =
         src = inspect_source(p)
         base, adapter = model_dir(src.base), str(p)
         trust_remote_code = trust_remote_code or src.base.trust_remote_code
-    try:
-        config = AutoConfig.from_pretrained(base, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read a model config from '{base}': {exc}") from exc
-    with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    from lmforge.export.inspect import empty_model
+
+    _, model = empty_model(base, trust_remote_code)
     return build(model, Path(adapter) if adapter else None)

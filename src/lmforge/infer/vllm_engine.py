@@ -14,7 +14,6 @@ first (the error says so). ``lmforge.infer.vllm_check.require_vllm`` runs before
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Iterator, Sequence
@@ -39,13 +38,11 @@ def sampling_params(g, stop_ids: list[int], logprobs: bool = False):
 class VLLMEngine(ChatEngine):
     def __init__(self, llm, tokenizer, template: str | None, config, generation_config=None,
                  name: str = "model", batch_size: int = 8, max_prompt_tokens: int | None = None):
-        self.llm, self.tokenizer, self.template, self.name = llm, tokenizer, template, name
-        self.model = SimpleNamespace(config=config, generation_config=generation_config)
-        self.batch_size, self.max_prompt_tokens = batch_size, max_prompt_tokens
-        self.stop_ids = self._stop_ids()
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
-            else self.stop_ids[0]
-        self.lock = threading.RLock()
+        # the model's config and generation config stand in for the model (stop ids, limits);
+        # generation goes to vLLM's engine
+        super().__init__(SimpleNamespace(config=config, generation_config=generation_config),
+                         tokenizer, template, name, batch_size, max_prompt_tokens)
+        self.llm = llm
 
     @classmethod
     def load(cls, path: str, adapter: str | None = None, template: str | None = None,
