@@ -16,6 +16,14 @@ from pathlib import Path
 
 import pytest
 
+# held-out text for the perplexity figures of the slow SmolLM2 exports (here and in
+# test_export_quant_cpu.py)
+HELD_OUT_TEXT = ("The history of science is the study of the development of science and "
+                 "scientific knowledge, including both the natural and social sciences. Science "
+                 "is a body of empirical, theoretical, and practical knowledge about the natural "
+                 "world, produced by scientists who emphasize the observation, explanation, and "
+                 "prediction of real-world phenomena.")
+
 WORDS = "red green blue cat dog bird one two three sun moon star".split()
 TEXT = "Hello world, the movie was great! 你好 😀 <|im_start|>user\nhi 12345<|im_end|>\n  x"
 
@@ -237,11 +245,7 @@ def test_smollm2_gguf_figures(tmp_path):
         "What is the opposite of cold?", "Translate 'hello' to French.",
         "What color is the sky?", "Name a planet.", "What do bees make?",
         "What is the largest ocean?", "Say something kind.", "What is a noun?")]
-    held = ("The history of science is the study of the development of science and scientific "
-            "knowledge, including both the natural and social sciences. Science is a body of "
-            "empirical, theoretical, and practical knowledge about the natural world, produced "
-            "by scientists who emphasize the observation, explanation, and prediction of "
-            "real-world phenomena.")
+    held = HELD_OUT_TEXT
     held_ids = tok(held, return_tensors="pt").input_ids
     kw = dict(max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
     encoded = [tok(p, return_tensors="pt").input_ids for p in prompts]

@@ -96,11 +96,8 @@ def test_smollm2_quantized_figures(tmp_path):
     torch.manual_seed(0)
     src = Path(resolve("builtin:smollm2-135m-instruct"))
     tok = AutoTokenizer.from_pretrained(src)
-    held = ("The history of science is the study of the development of science and scientific "
-            "knowledge, including both the natural and social sciences. Science is a body of "
-            "empirical, theoretical, and practical knowledge about the natural world, produced "
-            "by scientists who emphasize the observation, explanation, and prediction of "
-            "real-world phenomena.")
+    from tests.integration.test_export_gguf import HELD_OUT_TEXT as held
+
     held_ids = tok(held, return_tensors="pt").input_ids
     prompt = tok("<|im_start|>user\nWrite a short story about a robot.<|im_end|>\n"
                  "<|im_start|>assistant\n", return_tensors="pt").input_ids

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import time
 from pathlib import Path
 
 import torch
@@ -131,9 +129,7 @@ def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbon
         (staging / STATE).write_text(json.dumps(dict(state, global_step=step), indent=1))
     parallel.barrier()  # every process wrote its RNG state
     if main:
-        time.sleep(float(os.environ.get(C.SLOW_SAVE_ENV) or 0))  # test hook: kill mid-save
-        C.write_manifest(staging, step)  # train.resume: auto takes only verified checkpoints
-        C.publish(staging, final)
+        C.seal(staging, final, step)  # train.resume: auto takes only verified checkpoints
         C.rotate(out_dir, limit)
     parallel.barrier()  # nobody goes on (or resumes) before the checkpoint is complete
     return final

@@ -215,6 +215,14 @@ def publish(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def seal(tmp: Path, final: Path, step: int | None) -> None:
+    """Finish a staged checkpoint whose files are all written: the manifest last, then the
+    rename that makes ``final`` visible (every stage's checkpoints, PPO's included)."""
+    time.sleep(float(os.environ.get(SLOW_SAVE_ENV) or 0))  # test hook: kill mid-save
+    write_manifest(tmp, step)
+    publish(tmp, final)
+
+
 def args_to_json(folder: str | Path, args, **overrides) -> None:
     """Replace Trainer's pickled ``training_args.bin`` with ``training_args.json``."""
     from lmforge.utils.secrets import redact_tree

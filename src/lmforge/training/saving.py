@@ -30,15 +30,13 @@ the last process (and, after the last log entry, only rank 0's own batches).
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 
-from lmforge.training.checkpoints import (SLOW_SAVE_ENV, STAGING, args_to_json, publish,
-                                          remove_stale_staging, rotate, write_manifest)
+from lmforge.training.checkpoints import (STAGING, args_to_json, remove_stale_staging, rotate,
+                                          seal)
 from lmforge.training.compat import StagedSaveMixin
 
 
@@ -156,7 +154,5 @@ class AtomicCheckpointMixin(StagedSaveMixin):
             if best_dir == final or best_dir.is_dir():
                 state.best_model_checkpoint = str(best_dir)
         state.save_to_json(str(tmp / "trainer_state.json"))
-        time.sleep(float(os.environ.get(SLOW_SAVE_ENV) or 0))  # test hook: kill mid-save
-        write_manifest(tmp, state.global_step)
-        publish(tmp, final)
+        seal(tmp, final, state.global_step)
         shutil.rmtree(staging, ignore_errors=True)
