@@ -106,3 +106,32 @@ def test_callback_is_quiet_on_varied_samples_and_keeps_the_training_rng(tiny_mod
     assert watch.results[0]["top_opening_share"] <= 2 / 6
     assert not caplog.records
     assert watch.summary()["diag_collapsed"] is False
+
+
+def test_drift_from_the_base_is_warned_where_distinct_n_sees_nothing(tiny_model_dir, caplog):
+    """Varied samples (no stock phrase) from a policy far from its reference: only the KL per
+    token catches it (the word-salad kind of reward hacking)."""
+    import torch
+    from transformers import AutoModelForCausalLM, TrainerControl, TrainerState
+
+    prompts = [f"Story {i}: the {w}" for i, w in enumerate("cat dog sun rain sea hill".split())]
+    model, watch = _callback(tiny_model_dir, prompts, do_sample=True, top_k=0)
+    far = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        far.lm_head.weight.mul_(-20.0)  # the reference prefers what the policy avoids
+    watch.reference, watch.drift_threshold = far, 0.5
+    with caplog.at_level(logging.WARNING, logger="lmforge.rl.diagnostics"):
+        watch.on_train_begin(None, TrainerState(), TrainerControl(), model=model)
+    found = watch.results[0]
+    assert found["top_opening_share"] <= 2 / 6  # no collapse to see
+    assert found["kl_per_token"] > 0.5
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("nats per token" in m for m in messages)
+    assert not any("same words" in m for m in messages)
+    assert watch.summary()["diag_drifted"] is True
+
+    model, near = _callback(tiny_model_dir, prompts, do_sample=True, top_k=0)
+    near.reference, near.drift_threshold = AutoModelForCausalLM.from_pretrained(tiny_model_dir), 0.5
+    near.on_train_begin(None, TrainerState(), TrainerControl(), model=model)
+    assert near.results[0]["kl_per_token"] == pytest.approx(0.0, abs=1e-5)
+    assert near.summary()["diag_drifted"] is False

@@ -136,6 +136,11 @@ class _RLCommon(Section):
     collapse_threshold: float = Field(0.2, gt=0, le=1, description="warn when more than this "
                                       "share of the diagnostic samples start with the same four "
                                       "words (a policy repeating a stock phrase)")
+    drift_threshold: float | None = Field(0.5, gt=0, description="warn when the diagnostics' KL "
+                                          "to the base exceeds this many nats per completion "
+                                          "token: varied text the reward likes but the base "
+                                          "model finds unlikely (e.g. a word salad of positive "
+                                          "words), which distinct-n does not catch; None: off")
 
     @model_validator(mode="after")
     def _has_reward(self):

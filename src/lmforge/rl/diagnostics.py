@@ -8,7 +8,10 @@ the most frequent opening, the mean length in words, and the KL to the base mode
 one to compare with (the policy with its adapter disabled, or a reference model). The numbers go
 into the evaluation's log entry as ``diag_*`` (and so TensorBoard and the history), and
 ``summary()`` gives the first and the last for metrics.json. When the most frequent opening
-exceeds ``<stage>.collapse_threshold`` of the samples, a warning is logged.
+exceeds ``<stage>.collapse_threshold`` of the samples, a warning is logged; so is a KL to the base
+above ``<stage>.drift_threshold`` nats per completion token. The second catches what distinct-n
+cannot: a policy that writes varied text the reward likes but the base model would not (a word
+salad of positive words scores high on a sentiment reward with no phrase repeated).
 
 Both stages fire these events: the Trainer (grpo) and lmforge's PPO loop (rl/events.py).
 """
@@ -49,12 +52,26 @@ def kl_to_reference(policy, batch, temperature: float, reference=None) -> torch.
     return (kl_estimate(logprobs, ref, "k3") * batch.mask).sum(-1)
 
 
+def drift_warning(found: dict, threshold: float | None) -> str | None:
+    """A warning when the KL to the base per completion token exceeds ``threshold``."""
+    per_token = found.get("kl_per_token")
+    if threshold is None or per_token is None or per_token <= threshold:
+        return None
+    return (f"KL to the base model {per_token:.2f} nats per token ({found['kl_to_base']:.1f} per "
+            f"completion; threshold {threshold:g}): the policy writes text the base model finds "
+            "unlikely. Read the samples: a reward can be gamed with varied but meaningless text "
+            "(e.g. a salad of positive words) that distinct-n does not catch. Raise beta / "
+            "kl_coef, lower the learning rate or stop earlier")
+
+
 class RLDiagnostics(TrainerCallback):
     def __init__(self, prompt_ids: list[list[int]], tokenizer, gen_config, eos_ids: list[int],
-                 temperature: float, threshold: float, reference=None, batch_size: int = 16):
+                 temperature: float, threshold: float, reference=None, batch_size: int = 16,
+                 drift_threshold: float | None = None):
         self.prompt_ids, self.tokenizer, self.gen_config = prompt_ids, tokenizer, gen_config
         self.eos_ids, self.temperature, self.threshold = eos_ids, temperature, threshold
         self.reference, self.batch_size = reference, batch_size
+        self.drift_threshold = drift_threshold
         self.results: dict[int, dict] = {}  # step -> measurement
 
     @torch.no_grad()
@@ -63,7 +80,7 @@ class RLDiagnostics(TrainerCallback):
         device = next(model.parameters()).device
         training = model.training
         model.eval()
-        texts, kls = [], []
+        texts, kls, tokens = [], [], 0
         devices = [device.index or 0] if device.type == "cuda" else []
         try:
             with torch.random.fork_rng(devices=devices):
@@ -77,11 +94,13 @@ class RLDiagnostics(TrainerCallback):
                     texts += self.tokenizer.batch_decode(ids, skip_special_tokens=True)
                     kl = kl_to_reference(model, batch, self.temperature, self.reference)
                     kls += kl.tolist() if kl is not None else []
+                    tokens += int(batch.mask.sum())
         finally:
             model.train(training)
         found = diagnostics(texts)
         if kls:
             found["kl_to_base"] = sum(kls) / len(kls)
+            found["kl_per_token"] = sum(kls) / max(tokens, 1)
         return found
 
     def _at(self, state, model) -> dict:
@@ -95,9 +114,10 @@ class RLDiagnostics(TrainerCallback):
                          found["distinct_1"], found["distinct_2"],
                          100 * found["top_opening_share"], found["top_opening"],
                          found["mean_words"], kl)
-                warning = collapse_warning(found, self.threshold)
-                if warning:
-                    log.warning("step %d: %s", step, warning)
+                for warning in (collapse_warning(found, self.threshold),
+                                drift_warning(found, self.drift_threshold)):
+                    if warning:
+                        log.warning("step %d: %s", step, warning)
         return self.results.get(step, {})
 
     @staticmethod
@@ -130,6 +150,8 @@ class RLDiagnostics(TrainerCallback):
             out.update({f"{k}_start": v for k, v in self.numbers(first).items()})
         out[PREFIX + "top_opening"] = last["top_opening"]
         out[PREFIX + "collapsed"] = collapse_warning(last, self.threshold) is not None
+        if "kl_per_token" in last:
+            out[PREFIX + "drifted"] = drift_warning(last, self.drift_threshold) is not None
         return out
 
 
@@ -143,4 +165,5 @@ def build(method, tokenizer, prompt_ids: list[list[int]], eos_ids: list[int],
         return None
     return RLDiagnostics(prompt_ids[:method.diagnostic_samples], tokenizer,
                          generation_config(method, tokenizer, eos_ids), eos_ids,
-                         method.temperature, method.collapse_threshold, reference)
+                         method.temperature, method.collapse_threshold, reference,
+                         drift_threshold=method.drift_threshold)
