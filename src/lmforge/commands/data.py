@@ -42,7 +42,8 @@ def build(cfg):
     from lmforge.model.loader import load_tokenizer
 
     tokenizer = load_tokenizer(cfg.model)
-    template = None if cfg.stage == "pt" else resolve_template(cfg.model.template, tokenizer)
+    template = None if cfg.stage == "pt" else resolve_template(cfg.model.template, tokenizer,
+                                                                 cfg.data.template_system)
     return tokenizer, pipeline.build(cfg, tokenizer, template)
 
 
@@ -114,7 +115,7 @@ def _preview_pairs(args, cfg) -> int:
     from lmforge.model.loader import load_tokenizer
 
     tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template(cfg.model.template, tokenizer)
+    template = resolve_template(cfg.model.template, tokenizer, cfg.data.template_system)
     kind = "unpaired" if cfg.stage == "kto" else "pair"
     train, evals, stats = load_records(cfg, tokenizer, template, kind)
     records, split_stats = (train, stats["train"]) if args.split == "train" else (

@@ -21,6 +21,10 @@ class AdapterConfig(Section):
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
     target_modules: str | list[str] = Field("all-linear", description="modules that get LoRA: "
                                             "'all-linear' or a list of names like [q_proj, v_proj]")
+    layers_to_transform: list[int] | int | None = Field(
+        None, description="LoRA/QLoRA/AdaLoRA/DoRA only in these decoder layers: a list of "
+        "indices (0 = the first layer) or a negative number -N for the last N layers; the "
+        "backward pass then stops at the lowest adapted layer (default: every layer)")
     modules_to_save: list[str] = Field(default_factory=list, description="modules trained fully "
                                        "and saved with the adapter")
     use_dora: bool = Field(False, description="weight-decomposed LoRA (DoRA)")
@@ -47,6 +51,18 @@ class AdapterConfig(Section):
         if self.type == "freeze" and self.trainable_layers == 0 and not self.trainable_modules:
             raise ValueError("freeze with trainable_layers: 0 and no trainable_modules trains "
                              "nothing")
+        layers = self.layers_to_transform
+        if layers is not None:
+            if self.type not in ("lora", "qlora", "adalora"):
+                raise ValueError(f"layers_to_transform applies to lora, qlora and adalora, not "
+                                 f"{self.type} (freeze has trainable_layers)")
+            if isinstance(layers, int) and layers >= 0:
+                raise ValueError(f"layers_to_transform: a single number must be negative, -N "
+                                 f"for the last N layers (got {layers}; for one layer write "
+                                 f"[{layers}])")
+            if isinstance(layers, list) and (not layers or min(layers) < 0):
+                raise ValueError("layers_to_transform: a list holds layer indices >= 0 (write -N "
+                                 "alone for the last N layers)")
         if self.type == "adalora" and self.use_dora:
             raise ValueError("use_dora works with lora/qlora, not adalora")
         if self.type == "adalora" and self.target_r >= self.r:

@@ -49,6 +49,11 @@ class DataConfig(Section):
         "blank_line", description=".txt sources (stage pt): one document per block of lines "
         "separated by blank lines (blank_line), per non-empty line (line), or per file (file)")
     system: str | None = Field(None, description="default system prompt for rows that have none")
+    template_system: Literal["keep", "drop"] = Field(
+        "keep", description="the system turn a chat template adds to conversations without one "
+        "(SmolLM2's 'You are a helpful AI assistant named SmolLM...', Qwen's, Alpaca's "
+        "preamble): keep it, or drop it (fewer tokens per example); the run's saved template, "
+        "used by eval, chat, serve and exports, renders the same")
     source: str | None = Field(None, description="format python: 'module:Class' that loads and "
                                "converts your data (importable from the working directory)")
     source_args: dict[str, Any] = Field(default_factory=dict, description="format python: "

@@ -10,6 +10,7 @@ resolved ``lmforge_config.yaml`` of a run shows the expanded form.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -64,6 +65,13 @@ class EvalConfig(Section):
         "and best_metric f1"))
     during_training: bool = Field(False, description="generate on the eval set at each "
                                   "evaluation and compute the metrics (logged as eval_<name>)")
+    mode: Literal["generate", "choices"] = Field(
+        "generate", description="how an answer is obtained: generate (free generation, then "
+        "answer_pattern), or choices (score every allowed answer by the model's log-likelihood "
+        "of it as the whole assistant turn after the same prompt, pick the best; no "
+        "generation, no unparseable answers)")
+    choices: list[str] | None = Field(None, description="mode choices: the allowed answers "
+                                      "(default: the distinct gold answers of the eval set)")
     generation: GenerationConfig = Field(default_factory=GenerationConfig,
                                          description="generation settings for evaluation")
     answer_pattern: str | None = Field(None, description="regex whose first group (or whole "
@@ -121,6 +129,20 @@ class EvalConfig(Section):
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from None
         return v
+
+    @model_validator(mode="after")
+    def _choices(self):
+        if self.choices is not None and self.mode != "choices":
+            raise ValueError("choices is used by mode: choices (add mode: choices, or remove "
+                             "choices)")
+        if self.choices is not None and (not self.choices or len(set(self.choices)) <
+                                         len(self.choices) or not all(c.strip() for c in
+                                                                      self.choices)):
+            raise ValueError("choices: a list of distinct, non-empty answers")
+        if self.mode == "choices" and self.generation.num_return_sequences > 1:
+            raise ValueError("mode choices scores every answer once: num_return_sequences > 1 "
+                             "(voting over samples) applies to mode generate")
+        return self
 
     @model_validator(mode="after")
     def _best_known(self):

@@ -43,8 +43,19 @@ def builtin_template(name: str) -> str:
     return resources.files("lmforge.data").joinpath("templates", f"{name}.jinja").read_text()
 
 
-def resolve_template(name: str, tokenizer) -> str:
-    """The Jinja source to render conversations with."""
+def resolve_template(name: str, tokenizer, default_system: str = "keep") -> str:
+    """The Jinja source to render conversations with; ``default_system="drop"``
+    (``data.template_system``): without the system turn it adds to conversations that have
+    none (``template_system.py``)."""
+    template = _resolve(name, tokenizer)
+    if default_system == "drop":
+        from lmforge.data.template_system import without_default_system
+
+        return without_default_system(template, tokenizer)
+    return template
+
+
+def _resolve(name: str, tokenizer) -> str:
     if name.endswith(".jinja") and Path(name).is_file():
         try:
             return Path(name).read_text(encoding="utf-8")

@@ -167,7 +167,7 @@ def _reward_model(path: str, cfg, data_file, max_samples, batch_size) -> dict:
                                         "gguf_file": None, "new_special_tokens": [],
                                         "gradient_checkpointing": False})
     tokenizer = load_tokenizer(mcfg)
-    template = resolve_template(cfg.model.template, tokenizer)
+    template = resolve_template(cfg.model.template, tokenizer, cfg.data.template_system)
     rows = records(cfg, tokenizer, template, data_file, max_samples)
     model = load_model(mcfg, tokenizer, auto_class=AutoModelForSequenceClassification,
                        num_labels=1).eval().to(inference_device())

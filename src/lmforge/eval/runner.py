@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from lmforge.config.eval import EvalConfig
 from lmforge.errors import DataError
+from lmforge.eval.choices import split_ids  # also imported from here (benchmark, tests)
 
 
 @dataclass
@@ -54,19 +55,26 @@ def evaluate(engine, samples: Sequence[Sample], ecfg: EvalConfig,
     gen = gen or ecfg.generation
     pattern = ecfg.answer_pattern
     several = gen.num_return_sequences > 1
-    completions = engine.generate([s.messages for s in samples], gen, logprobs=several,
-                                  progress=progress)
+    if ecfg.mode == "choices":
+        outcomes = _by_choices(engine, samples, ecfg, progress)
+    else:
+        completions = engine.generate([s.messages for s in samples], gen, logprobs=several,
+                                      progress=progress)
     predictions, answers, records = [], [], []
-    for s, comp in zip(samples, completions):
-        texts = [c.text for c in comp.choices]
-        extracted = [extract(t, pattern) for t in texts]
+    for k, s in enumerate(samples):
         record = {}
-        if several:
-            v = vote(extracted, [c.logprob for c in comp.choices])
-            text, answer = texts[v.index], v.answer
-            record["votes"] = v.counts
+        if ecfg.mode == "choices":
+            text, answer, record = outcomes[k]
         else:
-            text, answer = texts[0], extracted[0]
+            comp = completions[k]
+            texts = [c.text for c in comp.choices]
+            extracted = [extract(t, pattern) for t in texts]
+            if several:
+                v = vote(extracted, [c.logprob for c in comp.choices])
+                text, answer = texts[v.index], v.answer
+                record["votes"] = v.counts
+            else:
+                text, answer = texts[0], extracted[0]
         predictions.append(text)
         answers.append(answer)
         gold = reference_answer(s.reference, pattern)
@@ -79,6 +87,15 @@ def evaluate(engine, samples: Sequence[Sample], ecfg: EvalConfig,
     if "perplexity" in names:
         metrics["perplexity"] = reference_perplexity(engine, samples)
     return metrics, records
+
+
+def _by_choices(engine, samples, ecfg: EvalConfig, progress) -> list[tuple[str, str, dict]]:
+    """(prediction, answer, extra record fields) per sample for ``eval.mode: choices``."""
+    from lmforge.eval.choices import choice_set, choose
+
+    choices = choice_set(samples, ecfg.answer_pattern, ecfg.normalize, ecfg.choices)
+    return [(best, best, {"choice_scores": scores})
+            for best, scores in choose(engine, samples, choices, progress)]
 
 
 def reference_perplexity(engine, samples: Sequence[Sample]) -> float:
@@ -98,12 +115,3 @@ def reference_perplexity(engine, samples: Sequence[Sample]) -> float:
     if not sum(counts):
         return math.nan
     return math.exp(min(sum(nll) / sum(counts), 700.0))
-
-
-def split_ids(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:
-    """Token ids of ``prompt + answer`` (one tokenization) split where the answer starts."""
-    enc = tokenizer(prompt + answer, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    cut = next((k for k, (start, end) in enumerate(offsets) if start >= len(prompt)
-                and end > start), len(ids))
-    return list(ids[:cut]), list(ids[cut:])

@@ -137,7 +137,7 @@ def _template(run_cfg, tokenizer, name: str | None) -> str | None:
     if name:
         return resolve_template(name, tokenizer)
     if run_cfg is not None:
-        return resolve_template(run_cfg.model.template, tokenizer)
+        return resolve_template(run_cfg.model.template, tokenizer, run_cfg.data.template_system)
     try:
         return resolve_template("auto", tokenizer)
     except ConfigError:  # a base model without a chat template: raw-text use only

@@ -16,6 +16,7 @@ import logging
 
 from lmforge.config.adapter import AdapterConfig
 from lmforge.errors import ConfigError, ModelError
+from lmforge.model.lora_layers import layer_list, layer_options
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +30,24 @@ def _targets(cfg: AdapterConfig):
     return cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
 
 
-def lora_config(cfg: AdapterConfig, modules_to_save: list[str] | None = None):
+def lora_config(cfg: AdapterConfig, modules_to_save: list[str] | None = None, model=None):
     from peft import LoraConfig, TaskType
 
     return LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.r, lora_alpha=cfg.alpha,
-                      lora_dropout=cfg.dropout, target_modules=_targets(cfg),
+                      lora_dropout=cfg.dropout, **layer_options(cfg, model, _targets(cfg)),
                       modules_to_save=modules_to_save or None,
                       use_dora=cfg.use_dora, use_rslora=cfg.use_rslora)
 
 
-def adalora_config(cfg: AdapterConfig, modules_to_save: list[str] | None = None):
+def adalora_config(cfg: AdapterConfig, modules_to_save: list[str] | None = None, model=None):
     from peft import AdaLoraConfig, TaskType
 
     # total_step is only known once the Trainer has counted the steps: AdaLoraSchedule sets it
     total = cfg.total_step or cfg.tinit + cfg.tfinal + 1
     return AdaLoraConfig(task_type=TaskType.CAUSAL_LM, init_r=cfg.r, target_r=cfg.target_r,
                          lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                         target_modules=_targets(cfg), modules_to_save=modules_to_save or None,
+                         **layer_options(cfg, model, _targets(cfg)),
+                         modules_to_save=modules_to_save or None,
                          tinit=cfg.tinit, tfinal=cfg.tfinal, deltaT=cfg.delta_t, total_step=total)
 
 
@@ -68,9 +70,9 @@ def peft_config(cfg: AdapterConfig, model):
     """The peft config for a new adapter of type ``cfg.type``."""
     save = list(cfg.modules_to_save) or _new_token_modules(model)
     if cfg.type in ("lora", "qlora"):
-        return lora_config(cfg, save)
+        return lora_config(cfg, save, model)
     if cfg.type == "adalora":
-        return adalora_config(cfg, save)
+        return adalora_config(cfg, save, model)
     return prompt_config(cfg, model)
 
 
@@ -83,21 +85,6 @@ def _new_token_modules(model) -> list[str]:
             if m is not None and id(m) in names]
     log.info("new special tokens: training %s fully (adapter.modules_to_save)", ", ".join(save))
     return save
-
-
-def layer_list(model) -> str:
-    """The name of the decoder layer list: the ModuleList holding the most parameters."""
-    import torch
-
-    best, size = None, -1
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module):
-            n = sum(p.numel() for p in module.parameters())
-            if n > size:
-                best, size = name, n
-    if best is None:
-        raise ModelError("adapter.type freeze: could not find the model's layer list")
-    return best
 
 
 def _freeze(model, cfg: AdapterConfig):

