@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import time
 from pathlib import Path
 
@@ -64,40 +66,49 @@ def _trl_prep(spec: dict, workdir: Path) -> tuple[int, int]:
     return len(data), len(trainer.train_dataset)
 
 
-_FLOOR: dict = {}  # the tokenizer and texts the forked workers of tokenizer_floor share
-
-
-def _tokenize_part(bounds: tuple[int, int]) -> int:
-    texts = _FLOOR["texts"][bounds[0]:bounds[1]]
-    encs = _FLOOR["backend"].encode_batch(texts, add_special_tokens=False)
-    return sum(len(e.ids) + len(e.offsets) for e in encs)
-
-
-def tokenizer_floor(spec: dict) -> float:
-    """Examples/s of the Rust tokenizer alone (``encode_batch``, ids and offsets, nothing else)
-    on the rendered conversations, in as many forked processes as the job used: the floor of any
-    encoder that tokenizes every text once."""
-    import multiprocessing
-
+def _chat_texts(spec: dict) -> list[str]:
+    """The conversations rendered by the tokenizer's own chat template (the tokenizer's input)."""
     tok = spec["_tokenizer"]
-    texts = [tok.apply_chat_template(r["messages"], tokenize=False)
-             for r in _rows(spec["train_file"])]
-    _FLOOR.update(texts=texts, backend=tok.backend_tokenizer)
-    procs = spec.get("num_proc") or 1
-    step = -(-len(texts) // procs)
-    start = time.perf_counter()
-    if procs > 1:
-        with multiprocessing.get_context("fork").Pool(procs) as pool:
-            pool.map(_tokenize_part, [(i, i + step) for i in range(0, len(texts), step)])
-    else:
-        _tokenize_part((0, len(texts)))
-    return len(texts) / (time.perf_counter() - start)
+    return [tok.apply_chat_template(r["messages"], tokenize=False)
+            for r in _rows(spec["train_file"])]
+
+
+def _tokenize_part(backend, texts: list[str]) -> int:
+    encs = backend.encode_batch(texts, add_special_tokens=False)  # releases the GIL
+    return sum(len(e.ids) + len(e.offsets) for e in encs)  # ids and offsets, as Python lists
+
+
+def tokenizer_alone(tokenizer, texts: list[str], threads: int, chunk: int = 512) -> float:
+    """Seconds of the Rust tokenizer alone (``encode_batch``, ids and offsets to Python, nothing
+    else) on ``texts``, in chunks on ``threads`` threads: the floor of any encoder that
+    tokenizes every text once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lmforge.data.pipeline import paused_gc
+
+    backend = tokenizer.backend_tokenizer
+    parts = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
+    with paused_gc():  # as in lmforge's pipeline
+        start = time.perf_counter()
+        if threads <= 1:
+            for part in parts:
+                _tokenize_part(backend, part)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda part: _tokenize_part(backend, part), parts))
+        return time.perf_counter() - start
+
+
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def preprocess(spec: dict, workdir: Path) -> dict:
-    """load (JSONL) -> render -> tokenize -> mask -> pack, timed end to end. For both tools the
-    libraries are imported and the tokenizer (trl: and the model) loaded before the clock starts,
-    so what is timed is the data preparation itself."""
+    """load (JSONL) -> render -> tokenize -> mask -> pack, timed end to end, ``repeats`` times
+    (medians reported), each repetition followed by the Rust tokenizer alone on the same
+    conversations (1 thread, then 2), so every pipeline figure has a tokenizer figure taken under
+    the same machine load. For both tools the libraries are imported and the tokenizer (trl: and
+    the model) loaded before the clock starts, so what is timed is the data preparation itself."""
     if spec["tool"] == "trl":
         import trl  # noqa: F401 - imported before the clock, like lmforge's modules
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -112,14 +123,27 @@ def preprocess(spec: dict, workdir: Path) -> dict:
 
         tokenizer = load_tokenizer(_lmforge_config(spec, workdir).model)
         spec = dict(spec, _tokenizer=tokenizer, _template=resolve_template("auto", tokenizer))
-    start = time.perf_counter()
-    examples, blocks = (_trl_prep if spec["tool"] == "trl" else _lmforge_prep)(spec, workdir)
-    seconds = time.perf_counter() - start
-    out = {"examples": examples, "blocks": blocks, "seconds": seconds,
-           "examples_per_s": examples / seconds, "num_proc": spec.get("num_proc") or 1}
-    if spec["tool"] != "trl":
-        out["tokenizer_examples_per_s"] = tokenizer_floor(spec)
-    return out
+    prep = _trl_prep if spec["tool"] == "trl" else _lmforge_prep
+    texts = _chat_texts(spec)
+    runs = []
+    for _ in range(max(1, spec.get("repeats", 1))):  # interleaved: pipeline, tokenizer 1 / 2
+        load = _load()
+        start = time.perf_counter()
+        examples, blocks = prep(spec, workdir)
+        seconds = time.perf_counter() - start
+        one, two = (len(texts) / tokenizer_alone(spec["_tokenizer"], texts, n) for n in (1, 2))
+        runs.append({"seconds": seconds, "examples_per_s": examples / seconds,
+                     "tokenizer_1t": one, "tokenizer_2t": two, "load_average": load})
+    med = statistics.median
+    eps = [r["examples_per_s"] for r in runs]
+    return {"examples": examples, "blocks": blocks, "num_proc": spec.get("num_proc") or 1,
+            "repeats": len(runs), "seconds": med([r["seconds"] for r in runs]),
+            "examples_per_s": med(eps), "examples_per_s_min": min(eps),
+            "examples_per_s_max": max(eps),
+            "tokenizer_1t_examples_per_s": med([r["tokenizer_1t"] for r in runs]),
+            "tokenizer_examples_per_s": med([r["tokenizer_2t"] for r in runs]),
+            "of_tokenizer": med([r["examples_per_s"] / r["tokenizer_2t"] for r in runs]),
+            "load_average": med([r["load_average"] for r in runs]), "runs": runs}
 
 
 def matmul(spec: dict, workdir: Path) -> dict:

@@ -92,7 +92,7 @@ def preprocessing(work: Path, quick: bool, threads: int):
 
     procs = max(2, threads)
     base = {"job": "preprocess", "model": resolve("builtin:tiny-llama"), "max_length": 512,
-            "threads": 1, "train_file": str(data.write_jsonl(
+            "threads": 1, "repeats": 1 if quick else 3, "train_file": str(data.write_jsonl(
                 data.conversations(2000 if quick else 20000, 0), work / "conversations.jsonl"))}
     return [("lmforge", dict(base, tool="lmforge")),
             ("trl", dict(base, tool="trl")),

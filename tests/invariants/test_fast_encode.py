@@ -1,9 +1,10 @@
-"""Batch encoding (data/fastencode.py) gives exactly the rows of the per-example path
-(encode.encode_conversation): ids, labels, truncated and dropped flags, for every built-in
-template, a template with {% generation %} markers, one without (derived spans), every train_on
-and truncation setting, and contents that templates trim, escape or branch on. Templates that
-transform contents are detected and left to the per-example path, and a disagreement found by
-the sampled verification switches the whole batch back to it."""
+"""Batch encoding (``encode.encode_conversations`` on a batch, whose skeleton shortcut renders
+most rows) gives exactly the rows of the batch of one (``encode.encode_conversation``): ids,
+labels, truncated and dropped flags, for every built-in template, a template with
+{% generation %} markers, one without (derived spans), every train_on and truncation setting,
+and contents that templates trim, escape or branch on. Templates that transform contents are
+detected and left to the per-example path, and a disagreement found by the sampled verification
+switches the whole batch back to it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import random
 
 import pytest
 
-from lmforge.data.encode import Settings, encode_conversation
-from lmforge.data.fastencode import encode_batch, template_markers
+from lmforge.data.encode import Encoded, Settings, encode_conversation, encode_conversations
+from lmforge.data.skeleton import template_markers
 from lmforge.data.types import Conversation
 
 WORDS = "the cat sat on a mat and then it ran to see one big red dog near two small trees".split()
@@ -34,6 +35,16 @@ def _conversations(n: int, seed: int = 0, nasty: float = 0.2) -> list[Conversati
                 msgs.append({"role": role, "content": text})
         out.append(Conversation(tuple(msgs), where=f"row {len(out)}"))
     return out
+
+
+def encode_batch(convs, tokenizer, template, settings) -> dict[int, Encoded]:
+    """{index: Encoded} of the conversations the batch encoder rendered by the skeleton shortcut
+    (empty when the batch is small, the template unusable for it, or a verification
+    disagreed)."""
+    paths: list[str] = []
+    rows = encode_conversations(convs, tokenizer, template, settings, errors="return",
+                                paths=paths)
+    return {i: row for i, (row, path) in enumerate(zip(rows, paths)) if path == "skeleton"}
 
 
 def _check(convs, tokenizer, template, settings) -> int:

@@ -43,35 +43,76 @@ def pad_fraction(lengths: Sequence[int], batch_size: int) -> float:
     return round(1 - total / padded, 4) if padded else 0.0
 
 
-def _percentile(sorted_values: list[int], q: float) -> int:
-    if not sorted_values:
+def _percentile(sorted_values, q: float) -> int:
+    if not len(sorted_values):
         return 0
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+    return int(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))])
 
 
 def compute(input_ids: Sequence[Sequence[int]], labels: Sequence[Sequence[int]],
             batch_size: int, stop_ids: set[int]) -> dict:
-    """Token-level statistics of one encoded split."""
-    lengths = [len(x) for x in input_ids]
-    trained = [sum(1 for t in lab if t != IGNORE) for lab in labels]
-    with_eos = sum(1 for lab, n in zip(labels, trained) if n and any(t in stop_ids for t in lab))
-    ordered = sorted(lengths)
-    total = sum(lengths)
+    """Token-level statistics of one encoded split (lists of token lists)."""
+    from lmforge.data import ragged
+
+    offsets, _ = ragged.from_lists(input_ids)
+    label_offsets, flat = ragged.from_lists(labels)
+    return compute_ragged(offsets, label_offsets, flat, batch_size, stop_ids)
+
+
+def compute_ragged(offsets, label_offsets, labels, batch_size: int, stop_ids: set[int]) -> dict:
+    """``compute`` on ragged arrays (``ragged.py``): row offsets of input_ids, row offsets and
+    flat values of labels. The same figures, as Python numbers."""
+    import numpy as np
+
+    from lmforge.data import ragged
+
+    lengths = np.diff(offsets)
+    trained = ragged.row_sums(label_offsets, labels != IGNORE)
+    stops = np.isin(labels, np.fromiter(stop_ids, dtype=np.int64, count=len(stop_ids)))
+    with_eos = int(((trained > 0) & (ragged.row_sums(label_offsets, stops) > 0)).sum())
+    ordered = np.sort(lengths)
+    n, total, n_trained = len(lengths), int(lengths.sum()), int(trained.sum())
     return {
-        "examples": len(lengths),
+        "examples": n,
         "total_tokens": total,
-        "trained_tokens": sum(trained),
-        "trained_fraction": round(sum(trained) / total, 4) if total else 0.0,
-        "zero_trained": sum(1 for n in trained if n == 0),
+        "trained_tokens": n_trained,
+        "trained_fraction": round(n_trained / total, 4) if total else 0.0,
+        "zero_trained": int((trained == 0).sum()),
         "eos_trained": with_eos,
-        "eos_missing": sum(1 for n in trained if n) - with_eos,
-        "length": {"min": ordered[0] if ordered else 0, "mean": round(total / len(lengths), 1)
-                   if lengths else 0.0, "p50": _percentile(ordered, 0.5),
-                   "p90": _percentile(ordered, 0.9), "max": ordered[-1] if ordered else 0},
-        "length_histogram": histogram(lengths),
-        "pad_fraction": pad_fraction(lengths, batch_size),
+        "eos_missing": int((trained > 0).sum()) - with_eos,
+        "length": {"min": int(ordered[0]) if n else 0, "mean": round(total / n, 1)
+                   if n else 0.0, "p50": _percentile(ordered, 0.5),
+                   "p90": _percentile(ordered, 0.9), "max": int(ordered[-1]) if n else 0},
+        "length_histogram": _histogram(lengths),
+        "pad_fraction": _pad_fraction(lengths, batch_size),
         "batch_size": batch_size,
     }
+
+
+def _histogram(lengths, bins: int = 10) -> list[dict]:
+    """``histogram`` of a numpy array."""
+    import numpy as np
+
+    if not len(lengths):
+        return []
+    lo, hi = int(lengths.min()), int(lengths.max())
+    width = max(1, -(-(hi - lo + 1) // bins))
+    counts = np.bincount((lengths - lo) // width, minlength=-(-(hi - lo + 1) // width))
+    return [{"range": [lo + i * width, lo + (i + 1) * width - 1], "count": int(c)}
+            for i, c in enumerate(counts)]
+
+
+def _pad_fraction(lengths, batch_size: int) -> float:
+    """``pad_fraction`` of a numpy array."""
+    import numpy as np
+
+    if not len(lengths):
+        return 0.0
+    starts = np.arange(0, len(lengths), batch_size)
+    sizes = np.diff(np.append(starts, len(lengths)))
+    padded = int((np.maximum.reduceat(lengths, starts) * sizes).sum())
+    total = int(lengths.sum())
+    return round(1 - total / padded, 4) if padded else 0.0
 
 
 def enforce(stats: dict, split: str = "train") -> None:

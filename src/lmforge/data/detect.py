@@ -143,13 +143,19 @@ def detect(rows: Iterable[Row], stage: str, columns: dict, label: str) -> tuple[
 
 
 def _placeholder(value: Any) -> str | None:
-    if isinstance(value, str):
-        m = _PLACEHOLDER.search(value)
-        return m.group(0) if m else None
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):
-        return next((p for p in map(_placeholder, value) if p), None)
+    """The first <image>-style placeholder in a value's strings (depth first, in order)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "<" in v:
+                m = _PLACEHOLDER.search(v)
+                if m:
+                    return m.group(0)
+        elif isinstance(v, list):
+            stack.extend(reversed(v))
+        elif isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
     return None
 
 

@@ -8,9 +8,9 @@ One batch-native encoder: ``encode_conversations(convs, tokenizer, template, set
    (``skeleton.py``: ~3x faster than Jinja on the preprocessing benchmark) where it is exact; the
    first conversation of every shape and every ``VERIFY_EVERY``-th one are also rendered by Jinja,
    and one difference sends the whole batch through Jinja.
-2. Tokenize all texts in one call of the Rust tokenizer (``backend_tokenizer.encode_batch``, the
-   same ids and offsets as the tokenizer's own call, checked on the same sample), or the
-   tokenizer's batch call.
+2. Tokenize the texts chunk by chunk with the Rust tokenizer on worker threads while the next
+   chunk renders (``batch_tokenize.py``: the same ids and offsets as the tokenizer's own call,
+   checked on the same sample; one difference and the whole batch takes the tokenizer's call).
 3. A token is trained when its characters overlap a trained span (the rule
    ``return_assistant_tokens_mask`` uses), so the end-of-turn token inside the span is trained
    too; found by binary search over the offsets (a linear scan where a tokenizer's offsets are not
@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from lmforge.config.constants import IGNORE_INDEX as IGNORE
+from lmforge.data.batch_tokenize import CHUNK, Differs, TokenStream, usable_cpus
 from lmforge.data.render import render_spans
-from lmforge.data.skeleton import VERIFY_EVERY, Renderer, render_all
+from lmforge.data.skeleton import BatchRender, Renderer
 from lmforge.data.types import Conversation, Text
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,13 @@ class _Tokens:
 
 def _ranges(offsets, spans, ordered: bool) -> list[tuple[int, int]]:
     """[first, last + 1) token range of each span: the tokens whose characters overlap it."""
-    if ordered:  # tokens overlapping [s, e): end > s and start < e
-        out, prev = [], 0
+    if ordered:  # tokens overlapping [s, e): end > s and start < e; lo= keeps them in order
+        out, b = [], 0
+        right, left = bisect.bisect_right, bisect.bisect_left
         for s, e in spans:
-            a = max(bisect.bisect_right(offsets, s, key=_END), prev)
-            b = max(bisect.bisect_left(offsets, e, key=_START), a)
+            a = right(offsets, s, b, key=_END)
+            b = left(offsets, e, a, key=_START)
             out.append((a, b))
-            prev = b
         return out
     owners = token_owners(offsets, spans)
     found = {}
@@ -128,38 +129,6 @@ def _labels(ids: list[int], offsets, spans, train_on: str, ordered: bool) -> _To
             labels[a:b] = ids[a:b]
     split = ranges[-1][0] if ranges and ranges[-1][1] > ranges[-1][0] else n
     return _Tokens(ids, labels, split)
-
-
-def _ordered(offsets) -> bool:
-    return all(offsets[i][0] <= offsets[i + 1][0] and offsets[i][1] <= offsets[i + 1][1]
-               for i in range(len(offsets) - 1))
-
-
-def _sample(n: int) -> range:
-    return range(0, n, VERIFY_EVERY)
-
-
-def tokenize(tokenizer, texts: list[str]) -> tuple[list, list]:
-    """(ids, offsets) of every text, as ``tokenizer(text, add_special_tokens=False,
-    return_offsets_mapping=True)`` gives them: one call of the Rust tokenizer for a batch (the
-    Python wrapper's per-text conversion costs as much as the tokenization), checked against the
-    wrapper on the first and every ``VERIFY_EVERY``-th text; the wrapper's batch call otherwise."""
-    def reference(text):
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and len(texts) >= MIN_BATCH:
-        expected = {k: reference(texts[k]) for k in _sample(len(texts))}  # also resets any
-        encs = backend.encode_batch(texts, add_special_tokens=False)  # truncation/padding left
-        ids, offsets = [e.ids for e in encs], [e.offsets for e in encs]  # on the backend
-        if all(want == (ids[k], offsets[k]) for k, want in expected.items()):
-            return ids, offsets
-        log.info("the Rust tokenizer alone differs from the tokenizer's call; using the latter")
-    if not texts:
-        return [], []
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return enc["input_ids"], enc["offset_mapping"]
 
 
 def _drop_first_exchange(messages) -> list[dict] | None:
@@ -210,11 +179,12 @@ def _finish(t: _Tokens, s: Settings, truncated: bool) -> Encoded:
 
 def encode_conversations(convs: list[Conversation], tokenizer, template: str,
                          settings: Settings | str = "all_assistant", *, errors: str = "raise",
-                         paths: list | None = None) -> list:
+                         paths: list | None = None, threads: int | None = None) -> list:
     """One ``Encoded`` per conversation, in order. A conversation the template fails to render
     (``TemplateRenderError``) or cannot locate the assistant text of (``TemplateError``) raises
-    (``errors="raise"``) or leaves the error in its place (``errors="return"``). ``paths`` (a list) receives how each was rendered: ``"skeleton"`` or
-    ``"template"``."""
+    (``errors="raise"``) or leaves the error in its place (``errors="return"``). ``paths`` (a
+    list) receives how each was rendered: ``"skeleton"`` or ``"template"``. ``threads``: worker
+    threads of the Rust tokenizer (default: the usable CPUs; 0: the tokenizer's own call)."""
     if isinstance(settings, str):  # encode_conversations(convs, tok, template, "last_assistant")
         settings = Settings(train_on=settings)
     n = len(convs)
@@ -222,20 +192,23 @@ def encode_conversations(convs: list[Conversation], tokenizer, template: str,
     how = ["template"] * n
     current, truncated = list(convs), [False] * n
     shortcut = Renderer(template, tokenizer) if n >= MIN_BATCH else None
+    threads = usable_cpus() if threads is None else threads
     todo = list(range(n))
     while todo:  # a second round encodes the conversations that lost their oldest exchange
-        rendered, way, shortcut = render_all([current[i] for i in todo], template, tokenizer,
-                                             shortcut)
-        good = [k for k, r in enumerate(rendered) if not isinstance(r, Exception)]
-        bad = [k for k in range(len(todo)) if isinstance(rendered[k], Exception)]
-        if bad and errors == "raise":
-            raise rendered[bad[0]]
-        ids, offsets = tokenize(tokenizer, [rendered[k][0] for k in good])
-        ordered = all(_ordered(offsets[j]) for j in _sample(len(good)))
+        stream = TokenStream(tokenizer, threads if len(todo) >= MIN_BATCH else 0)
+        try:
+            rendered, way, shortcut = _render(
+                [current[i] for i in todo], template, tokenizer, shortcut, stream)
+            good = [k for k, r in enumerate(rendered) if not isinstance(r, Exception)]
+            bad = [k for k in range(len(todo)) if isinstance(rendered[k], Exception)]
+            if bad and errors == "raise":
+                raise rendered[bad[0]]
+            tokens = _label_all(stream, [rendered[k][1] for k in good], settings.train_on)
+        finally:
+            stream.close()
         again = []
-        for j, k in enumerate(good):
+        for t, k in zip(tokens, good):
             i = todo[k]
-            t = _labels(ids[j], offsets[j], rendered[k][1], settings.train_on, ordered)
             if _source_too_long(t, settings):
                 shorter = _drop_first_exchange(current[i].messages)
                 if shorter is not None:
@@ -250,6 +223,41 @@ def encode_conversations(convs: list[Conversation], tokenizer, template: str,
     if paths is not None:
         paths.extend(how)
     return out
+
+
+def _render(convs: list, template: str, tokenizer, shortcut, stream: TokenStream):
+    """Render in chunks, each chunk's texts submitted to the tokenizer threads at once; a
+    disagreement of the shortcut renders the whole batch again with Jinja."""
+    batch = BatchRender(template, tokenizer, shortcut)
+    rendered: list = []
+    way: list[str] = []
+    for lo in range(0, len(convs), CHUNK):
+        part, part_way = batch.render(convs[lo:lo + CHUNK])
+        if batch.disagreed:
+            stream.restart()
+            return _render(convs, template, tokenizer, None, stream)
+        rendered += part
+        way += part_way
+        stream.submit([r[0] for r in part if not isinstance(r, Exception)])
+    return rendered, way, batch.shortcut
+
+
+def _label_all(stream: TokenStream, spans: list, train_on: str) -> list[_Tokens]:
+    """Labels of every submitted text, chunk by chunk as the threads finish them."""
+    try:
+        tokens: list[_Tokens] = []
+        for ids, offsets in stream.chunks():
+            if not stream.ordered:
+                break
+            tokens += [_labels(a, b, spans[len(tokens) + j], train_on, True)
+                       for j, (a, b) in enumerate(zip(ids, offsets))]
+        else:
+            return tokens
+        ids, offsets = stream.everything()  # a sampled text's offsets are out of order
+    except Differs:
+        log.info("the Rust tokenizer alone differs from the tokenizer's call; using the latter")
+        ids, offsets = stream.by_reference()
+    return [_labels(a, b, s, train_on, stream.ordered) for a, b, s in zip(ids, offsets, spans)]
 
 
 def encode_conversation(conv: Conversation, tokenizer, template: str,

@@ -10,10 +10,10 @@ encoder, ``encode.encode_conversations``.
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 from typing import Callable
 
+from lmforge.data.batch_tokenize import usable_cpus
 from lmforge.data.encode import IGNORE, Encoded, Settings, encode_conversations, encode_texts
 from lmforge.data.preference import SFT_CONVERSATIONS, KTOExample, PreferenceExample
 from lmforge.data.render import TemplateRenderError
@@ -24,24 +24,29 @@ from lmforge.errors import ConfigError
 MIN_PER_WORKER = 256  # below this a forked worker costs more than it saves
 
 
-def _conversations(examples: list, tokenizer, template, settings: Settings) -> list:
-    rows = encode_conversations(examples, tokenizer, template, settings, errors="return")
+def _conversations(examples: list, tokenizer, template, settings: Settings,
+                   threads: int | None = None) -> list:
+    rows = encode_conversations(examples, tokenizer, template, settings, errors="return",
+                                threads=threads)
     return [[r] if isinstance(r, Encoded) else r for r in rows]
 
 
-def _texts(examples: list, tokenizer, template, settings: Settings) -> list:
+def _texts(examples: list, tokenizer, template, settings: Settings,
+           threads: int | None = None) -> list:
     return encode_texts(examples, tokenizer, settings)
 
 
-def _sft_answers(examples: list, tokenizer, template, settings: Settings) -> list:
+def _sft_answers(examples: list, tokenizer, template, settings: Settings,
+                 threads: int | None = None) -> list:
     """Preference pairs and KTO rows under stage sft: the answer a model should imitate."""
     convs = [SFT_CONVERSATIONS[type(ex)](ex) for ex in examples]
     done = iter(_conversations([c for c in convs if c is not None], tokenizer, template,
-                               settings))
+                               settings, threads))
     return [next(done) if c is not None else [] for c in convs]
 
 
-# example type -> encoder(examples, tokenizer, template, settings) -> per example: rows or error
+# example type -> encoder(examples, tokenizer, template, settings, threads) -> per example: rows
+# or error (threads: of the Rust tokenizer, None for the usable CPUs)
 ENCODERS: dict[type, Callable[..., list]] = {
     Conversation: _conversations,
     Text: _texts,
@@ -50,7 +55,8 @@ ENCODERS: dict[type, Callable[..., list]] = {
 }
 
 
-def _encode_all(examples: list, tokenizer, template, settings: Settings) -> list:
+def _encode_all(examples: list, tokenizer, template, settings: Settings,
+                threads: int | None = None) -> list:
     """Per example, in order: its rows or its error (each type encoded as one batch)."""
     groups: dict[type, list[int]] = {}
     for i, ex in enumerate(examples):
@@ -62,17 +68,19 @@ def _encode_all(examples: list, tokenizer, template, settings: Settings) -> list
             raise ConfigError(f"data.format: {kind.__name__} examples cannot be encoded for "
                               "this stage")
         for i, result in zip(where, encode([examples[i] for i in where], tokenizer, template,
-                                           settings)):
+                                           settings, threads)):
             out[i] = result
     return out
 
 
-def encode_list(examples: list, tokenizer, template, settings: Settings, skip: bool):
+def encode_list(examples: list, tokenizer, template, settings: Settings, skip: bool,
+                threads: int | None = None):
     """(columns: input_ids, labels, where; counts) of the examples, in order."""
     ids, labels, wheres = [], [], []
     counts = {"truncated": 0, "dropped": 0, "zero_trained": 0, "skipped_invalid": 0,
               "split_documents": 0}
-    for ex, encoded in zip(examples, _encode_all(examples, tokenizer, template, settings)):
+    for ex, encoded in zip(examples, _encode_all(examples, tokenizer, template, settings,
+                                                 threads)):
         if isinstance(encoded, Exception):
             if not isinstance(encoded, TemplateRenderError):
                 raise encoded  # the template cannot be used at all (render.TemplateError)
@@ -98,8 +106,9 @@ _POOL_ARGS: tuple = ()
 
 
 def _encode_range(bounds: tuple[int, int]):
-    examples, tokenizer, template, settings, skip = _POOL_ARGS
-    return encode_list(examples[bounds[0]:bounds[1]], tokenizer, template, settings, skip)
+    examples, tokenizer, template, settings, skip, threads = _POOL_ARGS
+    return encode_list(examples[bounds[0]:bounds[1]], tokenizer, template, settings, skip,
+                       threads)
 
 
 def encode_examples(examples: list, tokenizer, template, settings: Settings, skip: bool,
@@ -110,7 +119,9 @@ def encode_examples(examples: list, tokenizer, template, settings: Settings, ski
     workers = min(num_proc or 1, len(examples) // MIN_PER_WORKER)
     if workers <= 1:
         return encode_list(examples, tokenizer, template, settings, skip)
-    _POOL_ARGS = (examples, tokenizer, template, settings, skip)
+    # the CPUs are shared out: each worker tokenizes on its share of threads
+    _POOL_ARGS = (examples, tokenizer, template, settings, skip,
+                  max(1, usable_cpus() // workers))
     step = -(-len(examples) // workers)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -123,24 +134,18 @@ def encode_examples(examples: list, tokenizer, template, settings: Settings, ski
     return columns, counts
 
 
-def _list_column(rows: list[list[int]], dtype: str):
-    import numpy as np
-    import pyarrow as pa
-
-    ends = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)), out=ends[1:])
-    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=dtype, count=int(ends[-1]))
-    return pa.ListArray.from_arrays(pa.array(ends.astype(np.int32)), pa.array(flat))
-
-
 def to_dataset(columns: dict):
     """The ``datasets.Dataset`` of encoded columns, with ``Dataset.from_dict``'s types
     (input_ids int32, labels int64, where string), built from flat arrays (~2x faster)."""
     import datasets
     import pyarrow as pa
 
+    from lmforge.data import ragged
+
     if set(columns) != {"input_ids", "labels", "where"} or not columns["input_ids"]:
         return datasets.Dataset.from_dict(columns)
-    return datasets.Dataset(pa.table({"input_ids": _list_column(columns["input_ids"], "int32"),
-                                      "labels": _list_column(columns["labels"], "int64"),
-                                      "where": pa.array(columns["where"], pa.string())}))
+    table = pa.table({"input_ids": ragged.to_arrow(*ragged.from_lists(columns["input_ids"],
+                                                                      "int32")),
+                      "labels": ragged.to_arrow(*ragged.from_lists(columns["labels"])),
+                      "where": pa.array(columns["where"], pa.string())})
+    return datasets.Dataset(table, fingerprint=ragged.fingerprint(table))

@@ -96,17 +96,61 @@ def pack_rows(input_ids: list[list[int]], labels: list[list[int]], max_length: i
     return rows, stats
 
 
-def pack_dataset(ds, max_length: int, name: str = "train"):
-    """A ``datasets.Dataset`` with input_ids/labels -> the packed Dataset (plus position_ids)."""
-    import datasets
+def pack_arrays(offsets, ids, labels, max_length: int):
+    """``pack_rows`` on ragged arrays (``ragged.py``): the same blocks, as (row offsets, ids
+    (int32, as ``Dataset.from_dict`` stores input_ids), labels, position_ids (int64)), and the
+    PackStats."""
+    import itertools
 
-    arrow = ds.with_format("arrow")  # whole columns at once: ds[name] converts row by row
-    rows, stats = pack_rows(arrow["input_ids"].to_pylist(), arrow["labels"].to_pylist(),
-                            max_length)
+    import numpy as np
+
+    lengths = np.diff(offsets)
+    stats = PackStats(examples=len(lengths), split=int((lengths > max_length).sum()))
+    pieces = -(-lengths // max_length)  # an empty example gives no piece
+    owner = np.repeat(np.arange(len(lengths)), pieces)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    starts = offsets[:-1][owner] + k * max_length
+    sizes = np.minimum(max_length, lengths[owner] - k * max_length)
+    bins = best_fit_decreasing(sizes.tolist(), max_length)
+    order = np.fromiter(itertools.chain.from_iterable(map(sorted, bins)), dtype=np.int64,
+                        count=len(sizes))  # within a block keep the data order
+    sizes, starts = sizes[order], starts[order]
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
+    out_starts = ends - sizes
+    where = np.arange(total) - np.repeat(out_starts - starts, sizes)
+    position_ids = np.arange(total) - np.repeat(out_starts, sizes)
+    out_labels = labels[where].astype(np.int64)
+    out_labels[out_starts] = IGNORE  # the first token of every example
+    per_bin = np.fromiter(map(len, bins), dtype=np.int64, count=len(bins))
+    row_offsets = np.concatenate([[0], ends])[np.concatenate([[0], np.cumsum(per_bin)])]
+    stats.blocks, stats.tokens = len(bins), total
+    stats.fill = stats.tokens / max(1, stats.blocks * max_length)
+    return (row_offsets, ids[where].astype(np.int32), out_labels, position_ids), stats
+
+
+def pack_dataset(ds, max_length: int, name: str = "train"):
+    """A ``datasets.Dataset`` with input_ids/labels -> the packed Dataset (plus position_ids):
+    the rows of ``pack_rows``, with ``Dataset.from_dict``'s types."""
+    import datasets
+    import pyarrow as pa
+
+    from lmforge.data import ragged
+
+    offsets, ids = ragged.from_dataset(ds, "input_ids")
+    label_offsets, labels = ragged.from_dataset(ds, "labels")
+    if not (offsets == label_offsets).all():
+        raise ValueError("input_ids and labels differ in length")
+    (rows, *columns), stats = pack_arrays(offsets, ids, labels, max_length)
     log.info("packing %s: %d examples -> %d blocks of <= %d tokens (%.1f%% full%s)", name,
              stats.examples, stats.blocks, max_length, 100 * stats.fill,
              f", {stats.split} long sequences split" if stats.split else "")
-    return datasets.Dataset.from_dict(rows), stats
+    if not stats.blocks:
+        return datasets.Dataset.from_dict({"input_ids": [], "labels": [], "position_ids": []}), \
+            stats
+    table = pa.table({k: ragged.to_arrow(rows, v) for k, v in
+                      zip(("input_ids", "labels", "position_ids"), columns)})
+    return datasets.Dataset(table, fingerprint=ragged.fingerprint(table)), stats
 
 
 def segment_lengths(position_ids: list[int]) -> list[int]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+from itertools import accumulate
 
 from lmforge.data.render import TemplateError, TemplateRenderError, render_spans
 from lmforge.data.types import Conversation
@@ -63,6 +64,8 @@ class Skeleton:
         if sorted(self.order) != list(range(len(roles))):
             raise TemplateError("a content is repeated, dropped or reordered by the template")
         self.bounds = [self._locate(p) for s in spans for p in s]
+        self.parts = [x for lit in self.literals for x in (lit, None)][:-1]
+        self.anchors = [(2 * k, off) for k, off in self.bounds]  # (part index, offset in it)
 
     def _locate(self, pos: int) -> tuple[int, int]:
         """(literal index, offset in it) of a skeleton position outside every sentinel."""
@@ -78,17 +81,11 @@ class Skeleton:
         raise TemplateError("a span boundary lies outside the render")
 
     def render(self, contents: list[str]) -> tuple[str, list[tuple[int, int]]]:
-        pieces, starts, at = [], [], 0
-        for k, lit in enumerate(self.literals):
-            starts.append(at)
-            pieces.append(lit)
-            at += len(lit)
-            if k < len(self.order):
-                content = contents[self.order[k]]
-                pieces.append(content)
-                at += len(content)
-        pos = [starts[k] + off for k, off in self.bounds]
-        return "".join(pieces), [(pos[i], pos[i + 1]) for i in range(0, len(pos), 2)]
+        parts = self.parts.copy()  # literal, content, literal, ..., literal
+        parts[1::2] = [contents[i] for i in self.order]
+        at = [0, *accumulate(map(len, parts))]  # at[j]: where part j starts
+        pos = [at[j] + off for j, off in self.anchors]
+        return "".join(parts), list(zip(pos[0::2], pos[1::2]))
 
 
 class Renderer:
@@ -97,6 +94,7 @@ class Renderer:
     def __init__(self, template: str, tokenizer):
         self.template, self.tokenizer = template, tokenizer
         self.markers = template_markers(template)
+        self._unsafe = re.compile("|".join(map(re.escape, [OPEN, CLOSE, *self.markers]))).search
         self.skeletons: dict[tuple, Skeleton | None] = {}
 
     def _skeleton(self, roles: tuple[str, ...]) -> Skeleton | None:
@@ -127,54 +125,71 @@ class Renderer:
         return all(k in _PLAIN_KEYS or k not in self.template for k in message)
 
     def eligible(self, contents: list[str]) -> bool:
+        unsafe = self._unsafe
         for c in contents:
-            if not c or c != c.strip() or OPEN in c or CLOSE in c:
-                return False
-            if any(m in c for m in self.markers):
+            if not c or c[0].isspace() or c[-1].isspace() or unsafe(c):  # | trim, markers
                 return False
         return True
 
     def render(self, conv: Conversation) -> tuple[str, list[tuple[int, int]]] | None:
         if conv.tools:
             return None
-        msgs = conv.messages
-        contents = [m["content"] for m in msgs]
-        if not all(isinstance(c, str) for c in contents) or not self.eligible(contents) \
-                or not all(self._plain(m) for m in msgs):
-            return None
-        sk = self._skeleton(tuple(m["role"] for m in msgs))
+        unsafe, contents = self._unsafe, []
+        for m in conv.messages:  # eligible() and _plain() of every message, in one pass
+            c = m["content"]
+            if not isinstance(c, str) or not c or c[0].isspace() or c[-1].isspace() \
+                    or unsafe(c) or not self._plain(m):
+                return None
+            contents.append(c)
+        sk = self._skeleton(tuple(m["role"] for m in conv.messages))
         return None if sk is None else sk.render(contents)
 
 
-def render_all(convs: list, template: str, tokenizer, shortcut: Renderer | None):
-    """(text, spans) or the TemplateRenderError of each conversation, how each was rendered, and
-    the shortcut (None once a verification found a difference)."""
-    out: list = [None] * len(convs)
-    how = ["template"] * len(convs)
-    if shortcut is not None:
-        seen, check, count = set(), [], 0
+class BatchRender:
+    """Renders the conversations of one batch chunk by chunk: (text, spans) or the row's
+    TemplateRenderError, and how each was rendered. The shortcut renders what it can; the first
+    conversation of every shape and every ``VERIFY_EVERY``-th shortcut render of the batch are
+    also rendered by Jinja. One difference sets ``disagreed`` (and drops the shortcut): the caller
+    renders the whole batch again with a ``BatchRender`` without shortcut."""
+
+    def __init__(self, template: str, tokenizer, shortcut: Renderer | None):
+        self.template, self.tokenizer, self.shortcut = template, tokenizer, shortcut
+        self.seen: set = set()
+        self.count = self.done = 0
+        self.disagreed = False
+
+    def render(self, convs: list) -> tuple[list, list[str]]:
+        out: list = [None] * len(convs)
+        how = ["template"] * len(convs)
+        if self.shortcut is not None:
+            check = []
+            for k, conv in enumerate(convs):
+                out[k] = self.shortcut.render(conv)
+                if out[k] is not None:
+                    shape = tuple(m["role"] for m in conv.messages)
+                    if shape not in self.seen or self.count % VERIFY_EVERY == 0:
+                        self.seen.add(shape)
+                        check.append(k)
+                    how[k] = "skeleton"
+                    self.count += 1
+            for k in check:
+                try:
+                    same = render_spans(convs[k].as_list(), self.template,
+                                        self.tokenizer) == out[k]
+                except Exception:  # noqa: BLE001 - Jinja refuses it: the shortcut must not
+                    same = False
+                if not same:
+                    log.warning("the rendering shortcut disagrees with the chat template on %s; "
+                                "rendering this batch with the template",
+                                convs[k].where or f"#{self.done + k}")
+                    self.disagreed, self.shortcut = True, None
+                    return [], []
         for k, conv in enumerate(convs):
-            out[k] = shortcut.render(conv)
-            if out[k] is not None:
-                shape = tuple(m["role"] for m in conv.messages)
-                if shape not in seen or count % VERIFY_EVERY == 0:
-                    seen.add(shape)
-                    check.append(k)
-                how[k], count = "skeleton", count + 1
-        for k in check:
-            try:
-                same = render_spans(convs[k].as_list(), template, tokenizer) == out[k]
-            except Exception:  # noqa: BLE001 - Jinja refuses it: the shortcut must not accept it
-                same = False
-            if not same:
-                log.warning("the rendering shortcut disagrees with the chat template on %s; "
-                            "rendering this batch with the template", convs[k].where or f"#{k}")
-                out, how, shortcut = [None] * len(convs), ["template"] * len(convs), None
-                break
-    for k, conv in enumerate(convs):
-        if out[k] is None:
-            try:
-                out[k] = render_spans(conv.as_list(), template, tokenizer, tools=conv.tools)
-            except (TemplateRenderError, TemplateError) as exc:  # the row's; the caller decides
-                out[k] = exc
-    return out, how, shortcut
+            if out[k] is None:
+                try:
+                    out[k] = render_spans(conv.as_list(), self.template, self.tokenizer,
+                                          tools=conv.tools)
+                except (TemplateRenderError, TemplateError) as exc:  # the caller decides
+                    out[k] = exc
+        self.done += len(convs)
+        return out, how

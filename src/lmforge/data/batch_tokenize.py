@@ -1,0 +1,129 @@
+"""Tokenizing the rendered texts of a batch for the encoder (``encode.py``), chunk by chunk.
+
+The Rust tokenizer's ``encode_batch`` releases the GIL, so each chunk is tokenized on a worker
+thread while the encoder renders the next chunk and labels the previous ones: on 2 cores the
+tokenizer runs beside the Python work instead of after it, whatever ``TOKENIZERS_PARALLELISM``
+says (that switch is the tokenizer's own rayon pool). The ids and offsets are exactly those of
+``tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)``: the first text and
+every ``VERIFY_EVERY``-th one are also tokenized by that call and compared; one difference
+(``Differs``) makes the encoder take the tokenizer's own call for the whole batch. Without a Rust
+backend, or with ``threads=0``, every chunk goes through the tokenizer's own call.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from lmforge.data.skeleton import VERIFY_EVERY
+
+CHUNK = 512  # texts per encode_batch call: small enough to start the threads early
+
+
+class Differs(Exception):
+    """The Rust tokenizer alone gave other ids/offsets than the tokenizer's call."""
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def reference(tokenizer, texts: list[str]) -> tuple[list, list]:
+    """(ids, offsets) of texts from the tokenizer's own call (the contract)."""
+    if not texts:
+        return [], []
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return ([list(x) for x in enc["input_ids"]],
+            [[tuple(o) for o in x] for x in enc["offset_mapping"]])
+
+
+def _backend_encode(backend, texts: list[str]) -> tuple[list, list]:
+    encs = backend.encode_batch(texts, add_special_tokens=False)  # the GIL is released here
+    return [e.ids for e in encs], [e.offsets for e in encs]
+
+
+def ordered(offsets) -> bool:
+    return all(offsets[i][0] <= offsets[i + 1][0] and offsets[i][1] <= offsets[i + 1][1]
+               for i in range(len(offsets) - 1))
+
+
+class TokenStream:
+    """Texts submitted in chunks, tokenized on ``threads`` worker threads; ``chunks()`` gives
+    (ids, offsets) per chunk in order. ``ordered`` is False once a sampled text (the first and
+    every ``VERIFY_EVERY``-th) has offsets out of order (the encoder then scans linearly)."""
+
+    def __init__(self, tokenizer, threads: int):
+        self.tokenizer = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self.backend = backend if threads > 0 else None
+        self.pool = ThreadPoolExecutor(threads) if self.backend is not None else None
+        self.parts: list[tuple[list[str], Future | tuple, range]] = []
+        self.count = 0
+        self.ordered = True
+
+    def submit(self, texts: list[str]) -> None:
+        if not texts:
+            return
+        first = -(-self.count // VERIFY_EVERY) * VERIFY_EVERY
+        sample = range(first - self.count, len(texts), VERIFY_EVERY)
+        if self.pool is None:
+            self.parts.append((texts, reference(self.tokenizer, texts), sample))
+        else:
+            if not self.count:  # the tokenizer's call resets any truncation/padding left on the
+                reference(self.tokenizer, texts[:1])  # backend before the threads use it
+            self.parts.append((texts, self.pool.submit(_backend_encode, self.backend, texts),
+                               sample))
+        self.count += len(texts)
+
+    def _expected(self) -> list[dict]:
+        """Per chunk, {sample position: the tokenizer's own (ids, offsets)} (one call)."""
+        if self.pool is None:
+            return [{} for _ in self.parts]
+        ids, offsets = reference(self.tokenizer, [texts[k] for texts, _, sample in self.parts
+                                                  for k in sample])
+        out, at = [], 0
+        for _, _, sample in self.parts:
+            out.append({k: (ids[at + j], offsets[at + j]) for j, k in enumerate(sample)})
+            at += len(sample)
+        return out
+
+    def chunks(self):
+        """(ids, offsets) of each chunk, in order; raises Differs."""
+        for (_, result, sample), expected in zip(self.parts, self._expected()):
+            ids, offsets = result.result() if isinstance(result, Future) else result
+            for k, (want_ids, want_offsets) in expected.items():
+                if ids[k] != want_ids or offsets[k] != want_offsets:
+                    raise Differs()
+            self.ordered = self.ordered and all(ordered(offsets[k]) for k in sample)
+            yield ids, offsets
+
+    def everything(self) -> tuple[list, list]:
+        """(ids, offsets) of every text submitted."""
+        ids, offsets = [], []
+        for a, b in self.chunks():
+            ids += a
+            offsets += b
+        return ids, offsets
+
+    def by_reference(self) -> tuple[list, list]:
+        """Every text through the tokenizer's own call (after a ``Differs``)."""
+        texts = [t for part in self.parts for t in part[0]]
+        self.close()
+        self.parts, self.count, self.ordered = [], 0, True
+        self.submit(texts)
+        return self.everything()
+
+    def restart(self) -> None:
+        """Forget every chunk submitted so far (the batch is rendered again)."""
+        for _, result, _ in self.parts:
+            if isinstance(result, Future):
+                result.cancel()
+        self.parts, self.count, self.ordered = [], 0, True
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
