@@ -1,13 +1,17 @@
 """How often a model answers held-out requests with a well-formed tool call.
 
     python examples/tiny/tool_calls.py builtin:tiny-llama-tools runs/tiny-tools
+    python examples/tiny/tool_calls.py builtin:smollm2-135m-instruct runs/tools-smollm2 \
+        --template chatml_tools
 
 For every model given (a model directory, a run, or builtin:<name>) and every row of the held-out
 file (messages + tools, the last message the expected call), the request is rendered with the
-model's chat template and its tools, the answer generated greedily, and the first
-<tool_call>...</tool_call> block parsed. Printed per model: the share of answers that are a
-well-formed call (JSON with a "name" string and an "arguments" object), that call the right
-function, and whose arguments are exactly right.
+model's chat template and its tools (``ChatEngine.generate(..., tools=...)``, as ``lmforge
+predict`` / ``serve`` / ``chat`` do), the answer generated greedily, and the first
+<tool_call>...</tool_call> block parsed. ``--template`` is used for a model whose own template
+takes no tools (SmolLM2's base: the run was trained with chatml_tools). Printed per model: the
+share of answers that are a well-formed call (JSON with a "name" string and an "arguments"
+object), that call the right function, and whose arguments are exactly right.
 """
 
 from __future__ import annotations
@@ -39,14 +43,16 @@ def expected(row: dict) -> dict:
     return {"name": fn["name"], "arguments": json.loads(args) if isinstance(args, str) else args}
 
 
-def score(model: str, rows: list[dict], max_new_tokens: int = 48) -> dict:
-    from lmforge.data.templates import render_prompt
+def score(model: str, rows: list[dict], max_new_tokens: int = 48,
+          template: str | None = None) -> dict:
+    from lmforge.data.templates import resolve_template
     from lmforge.infer.engine import ChatEngine
 
     engine = ChatEngine.load(model, batch_size=16)
-    prompts = [render_prompt(r["messages"][:-1], engine.template, engine.tokenizer, r["tools"])
-               for r in rows]
-    outs = engine.complete(prompts, max_new_tokens=max_new_tokens, do_sample=False)
+    if template and engine.call_format is None:
+        engine.with_template(resolve_template(template, engine.tokenizer))
+    outs = engine.generate([r["messages"][:-1] for r in rows], max_new_tokens=max_new_tokens,
+                           do_sample=False, tools=[r["tools"] for r in rows])
     counts = {"well_formed": 0, "right_function": 0, "right_arguments": 0}
     for row, out in zip(rows, outs):
         call, want = parse_call(out.text), expected(row)
@@ -62,11 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--data", default="examples/data/tools_eval.jsonl")
+    parser.add_argument("--template", help="chat template for a model whose own takes no tools "
+                        "(e.g. chatml_tools for builtin:smollm2-135m-instruct)")
     args = parser.parse_args(argv)
     with open(args.data, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     for model in args.models:
-        s = score(model, rows)
+        s = score(model, rows, template=args.template)
         print(f"{model}: well-formed tool calls {s['well_formed']:.3f}, right function "
               f"{s['right_function']:.3f}, right arguments {s['right_arguments']:.3f} "
               f"({len(rows)} held-out requests)")

@@ -44,6 +44,27 @@ def load_engine(args, batch_size: int = 8):
                            rope_scaling=parse(getattr(args, "rope_scaling", None)))
 
 
+def read_tools(path: str) -> list[dict]:
+    """The tool schemas of a JSON file (a list), checked as training checks a ``tools`` column."""
+    import json
+
+    from lmforge.data.tools import parse_tools
+    from lmforge.errors import ConfigError
+
+    try:
+        value = json.loads(open(path, encoding="utf-8").read())
+    except OSError as exc:
+        raise ConfigError(f"--tools: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--tools: {path} is not valid JSON ({exc})",
+                          "a JSON list of tool schemas: [{\"type\": \"function\", "
+                          "\"function\": {\"name\": ..., \"parameters\": {...}}}]") from None
+    tools = parse_tools({"tools": value}, {}, path)
+    if not tools:
+        raise ConfigError(f"--tools: {path} lists no tools", "give a non-empty JSON list")
+    return list(tools)
+
+
 def default_system(args, engine) -> str | None:
     if args.system is not None:
         return args.system or None

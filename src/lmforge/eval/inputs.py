@@ -25,6 +25,7 @@ class Item:
     messages: list[dict]
     reference: str | None = None
     origin: dict = field(default_factory=dict)
+    tools: list | None = None  # the row's ``tools`` column (JSON schemas), for the template
 
 
 def _last_assistant(row: dict, key: str) -> tuple[dict, str | None]:
@@ -50,10 +51,32 @@ def to_item(index: int, where: str, row: dict, columns: dict,
     elif kind in _ANSWER_KEYS:
         value = row.get(columns.get(_ANSWER_KEYS[kind], _ANSWER_KEYS[kind]))
         reference = value if isinstance(value, str) else None
-    messages = [dict(m) for m in prompt_messages(row, columns, where, system)]
+    tools, messages = tool_context(row, columns, where, kind, system)
+    if messages is None:
+        messages = [dict(m) for m in prompt_messages(row, columns, where, system)]
     origin = row.get(columns.get("origin", "origin"))
     origin = origin if isinstance(origin, dict) else ({"origin": origin} if origin else {})
-    return Item(index, where, messages, reference, origin)
+    return Item(index, where, messages, reference, origin, tools)
+
+
+def tool_context(row: dict, columns: dict, where: str, kind: str | None,
+                 system: str | None = None) -> tuple[list | None, list | None]:
+    """(the row's tools, its prompt messages when they hold tool calls or results, else None).
+    Such a chat may end with a user turn or with tool results (the model answers them)."""
+    from lmforge.data import formats
+    from lmforge.data import tools as tool_data
+
+    schemas = tool_data.parse_tools(row, columns, where)
+    schemas = list(schemas) if schemas else None
+    if kind != "messages":
+        return schemas, None
+    inline, msgs, key = formats.parse_messages(row, columns, where)
+    if not tool_data.has_tool_turns(msgs):
+        return schemas, None
+    last = "tool" if msgs and msgs[-1]["role"] == "tool" else "user"
+    tool_data.check_tool_turns(msgs, where, key, last)
+    system = inline or system
+    return schemas, ([{"role": "system", "content": system}] if system else []) + msgs
 
 
 def prediction_inputs(path: str | Path, columns: dict | None = None,

@@ -2,8 +2,9 @@
 
 Each output line is one input: ``index`` (its position in the input file, the resume key),
 ``input`` (the chat sent), ``prediction`` (text), ``answer`` (extracted with the answer pattern),
-``reference`` when the input had one, and with ``votes > 1`` the ``votes`` counts and the
-``samples``. Records are appended and flushed one by one; a rerun skips every index already in the
+``reference`` when the input had one, ``tools`` and the parsed ``tool_calls`` (OpenAI form,
+arguments as a JSON string) when the input had a ``tools`` column, and with ``votes > 1`` the
+``votes`` counts and the ``samples``. Records are appended and flushed one by one; a rerun skips every index already in the
 output (a line cut off by an interrupt is dropped first), so nothing finished is redone.
 
 With votes, each input is sampled on its own with seed ``seed + index``: its answer does not
@@ -55,14 +56,24 @@ def done_indices(path: Path) -> set[int]:
     return done
 
 
-def _record(item: Item, text: str, answer: str | None, extra: dict) -> dict:
+def _record(item: Item, text: str, answer: str | None, extra: dict, engine=None) -> dict:
     rec = {"index": item.index, "input": item.messages, "prediction": text, "answer": answer}
+    if item.tools:
+        from lmforge.infer.tool_calls import openai_calls
+
+        rec["tools"] = item.tools
+        rec["tool_calls"] = openai_calls(engine.tool_calls(text)[1], ids=False)
     if item.reference is not None:
         rec["reference"] = item.reference
     if item.origin:
         rec["origin"] = item.origin
     rec.update(extra)
     return rec
+
+
+def _tools(items: Sequence[Item]) -> dict:
+    """The ``tools`` argument of ``generate`` (only when some input has tools)."""
+    return {"tools": [i.tools for i in items]} if any(i.tools for i in items) else {}
 
 
 def _unparseable(rec: dict, pattern: str | None) -> bool:
@@ -76,13 +87,14 @@ def _voted(engine, item: Item, gen: GenerationConfig, votes: int, pattern: str |
 
     g = options(gen, do_sample=True, num_return_sequences=votes,
                 seed=(gen.seed or 0) + item.index + RETRY_SEED * attempt)
-    comp = engine.generate([item.messages], g, logprobs=True)[0]
+    comp = engine.generate([item.messages], g, logprobs=True, **_tools([item]))[0]
     texts = [c.text for c in comp.choices]
     answers = [extract(t, pattern) for t in texts]
     v = vote(answers, [c.logprob for c in comp.choices])
     samples = [{"text": t, "answer": a, "logprob": c.logprob}
                for t, a, c in zip(texts, answers, comp.choices)]
-    return _record(item, texts[v.index], v.answer, {"votes": v.counts, "samples": samples})
+    return _record(item, texts[v.index], v.answer, {"votes": v.counts, "samples": samples},
+                   engine)
 
 
 def _plain(engine, items: Sequence[Item], gen: GenerationConfig,
@@ -92,8 +104,8 @@ def _plain(engine, items: Sequence[Item], gen: GenerationConfig,
 
     g = options(gen, num_return_sequences=1,
                 seed=None if gen.seed is None else gen.seed + items[0].index)
-    comps = engine.generate([i.messages for i in items], g)
-    return [_record(i, c.text, extract(c.text, pattern) if pattern else None, {})
+    comps = engine.generate([i.messages for i in items], g, **_tools(items))
+    return [_record(i, c.text, extract(c.text, pattern) if pattern else None, {}, engine)
             for i, c in zip(items, comps)]
 
 

@@ -8,6 +8,8 @@ training (on the live model), multiple-choice scoring, and later chat / web UI /
 - ``complete(texts)``: the same for raw prompt strings (no template).
 - ``stream(chat)``: text pieces as they are generated (transformers' TextIteratorStreamer).
 - ``loglikelihood(pairs)``: log-probabilities of given continuations (choices, vote tie-breaks).
+- ``tools=``: tool schemas for the template (``generate``, ``stream``, ``render``); ``tool_calls``
+  parses the template's tool-call tags back out of a text (``infer/tool_calls.py``).
 
 Log-probabilities are the model's own (temperature 1, no top-p/k) and are computed by one scoring
 pass over prompt + answer instead of keeping every step's logits during generation, which would
@@ -17,6 +19,7 @@ cost steps x batch x vocab floats. Calls are serialised by a lock (one model, ma
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Callable, Iterator, Sequence
 
@@ -55,7 +58,21 @@ class ChatEngine:
         """Use another chat template (e.g. a fine-tuned model's, to compare its base fairly)."""
         self.template = template
         self.stop_ids = self._stop_ids()
+        self.__dict__.pop("call_format", None)
         return self
+
+    @functools.cached_property
+    def call_format(self):
+        """The template's tool-call tags (``infer.tool_calls``); None: it takes no tools."""
+        from lmforge.infer.tool_calls import call_format
+
+        return call_format(self.template, self.tokenizer)
+
+    def tool_calls(self, text: str) -> tuple[str, list[dict]]:
+        """(content, canonical tool calls) of a generated answer."""
+        from lmforge.infer.tool_calls import parse
+
+        return parse(text, self.call_format)
 
     def _stop_ids(self) -> list[int]:
         from lmforge.training.common import end_of_turn_ids
@@ -72,8 +89,9 @@ class ChatEngine:
         return next(self.model.parameters()).device
 
     # ---- prompts ---------------------------------------------------------------------------
-    def render(self, messages: list[dict]) -> str:
-        """The prompt text of a chat, ending where the assistant's answer starts."""
+    def render(self, messages: list[dict], tools=None) -> str:
+        """The prompt text of a chat, ending where the assistant's answer starts (``tools``: the
+        JSON schemas a tool-calling template lists; refused by a template without tools)."""
         from lmforge.data.prompts import render_prompt
 
         if self.template is None:
@@ -81,7 +99,11 @@ class ChatEngine:
 
             raise ModelError(f"{self.name} has no chat template, so chats cannot be rendered",
                              "pass a built-in template (--template chatml, ...)")
-        return render_prompt(list(messages), self.template, self.tokenizer)
+        if tools:
+            from lmforge.infer.tool_calls import refuse_without
+
+            refuse_without(self.call_format, self.name)
+        return render_prompt(list(messages), self.template, self.tokenizer, tools or None)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of rendered text (the template wrote the special tokens, as in training)."""
@@ -93,11 +115,14 @@ class ChatEngine:
     # ---- generation ------------------------------------------------------------------------
     def generate(self, chats: Sequence[list[dict]], gen: GenerationConfig | None = None,
                  logprobs: bool = False, progress: Callable[[int], None] | None = None,
-                 stop: Sequence[str] = (), **overrides) -> list[Completion]:
+                 stop: Sequence[str] = (), tools: Sequence | None = None,
+                 **overrides) -> list[Completion]:
         """One Completion per chat, in input order. ``stop``: extra stop strings (the text ends
-        before the first one; finish_reason "stop")."""
-        return self.complete([self.render(c) for c in chats], gen, logprobs, progress, stop,
-                             **overrides)
+        before the first one; finish_reason "stop"). ``tools``: one tools list (or None) per
+        chat, given to the template."""
+        tools = list(tools) if tools is not None else [None] * len(chats)
+        return self.complete([self.render(c, t) for c, t in zip(chats, tools)], gen, logprobs,
+                             progress, stop, **overrides)
 
     def complete(self, prompts: Sequence[str], gen: GenerationConfig | None = None,
                  logprobs: bool = False, progress: Callable[[int], None] | None = None,
@@ -179,10 +204,10 @@ class ChatEngine:
         return Choice(text, kept, "length" if cut is None else "stop")
 
     def stream(self, messages: list[dict], gen: GenerationConfig | None = None,
-               stop: Sequence[str] = (), usage: dict | None = None,
+               stop: Sequence[str] = (), usage: dict | None = None, tools=None,
                **overrides) -> Iterator[str]:
         """Text pieces of one answer as they are generated (the same text as ``generate``)."""
-        return self.stream_prompt(self.render(messages), gen, stop, usage, **overrides)
+        return self.stream_prompt(self.render(messages, tools), gen, stop, usage, **overrides)
 
     def stream_prompt(self, prompt: str, gen: GenerationConfig | None = None,
                       stop: Sequence[str] = (), usage: dict | None = None,

@@ -5,33 +5,52 @@ On a terminal it is an interactive prompt (readline editing). When stdin is not 
 scriptable: every non-empty input line is one user turn and its answer is written to stdout,
 streamed as it is generated, followed by a newline (an answer may itself hold newlines); commands
 are answered on stderr, so stdout holds the answers only.
+
+With tools (``lmforge chat --tools FILE.json``) the schemas go to the chat template on every
+turn; an answer that calls tools is kept in the history as the assistant's ``tool_calls`` (the
+parsed calls are listed on stderr), and ``/tool TEXT`` gives the result back so the model answers
+again.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TextIO
 
 HELP = """commands:
   /reset          forget the conversation (the system prompt stays)
   /system TEXT    set the system prompt and start over (/system alone removes it)
+  /tool TEXT      give the result of the last tool call(s); the model answers again (--tools)
   /exit, /quit    leave (Ctrl-D too)
   /help           this text"""
 
 
 class Conversation:
-    """The chat so far: an optional system prompt and alternating user/assistant turns."""
+    """The chat so far: an optional system prompt, the turns (tool calls and results included)
+    and the tools given to the template."""
 
-    def __init__(self, system: str | None = None):
+    def __init__(self, system: str | None = None, tools: list | None = None):
         self.system = system or None
+        self.tools = tools or None
         self.turns: list[dict] = []
 
-    def messages(self, user: str) -> list[dict]:
+    def messages(self, user: str | None = None) -> list[dict]:
         head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + self.turns + [{"role": "user", "content": user}]
+        tail = [{"role": "user", "content": user}] if user is not None else []
+        return head + self.turns + tail
 
-    def add(self, user: str, answer: str) -> None:
-        self.turns += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    def add(self, user: str | None, answer: str, calls: list[dict] | None = None) -> None:
+        """A user turn (None: the answer follows tool results) and the assistant's answer."""
+        if user is not None:
+            self.turns.append({"role": "user", "content": user})
+        turn = {"role": "assistant", "content": answer}
+        self.turns.append({**turn, "tool_calls": calls} if calls else turn)
+
+    def called(self) -> bool:
+        """True when the last answer called tools (or results of it came already)."""
+        return bool(self.turns) and (bool(self.turns[-1].get("tool_calls"))
+                                     or self.turns[-1]["role"] == "tool")
 
     def reset(self) -> None:
         self.turns = []
@@ -51,20 +70,37 @@ def command(conv: Conversation, line: str) -> tuple[bool, str]:
         conv.reset()
         return True, ("(system prompt set; conversation cleared)" if conv.system
                       else "(system prompt removed; conversation cleared)")
+    if name == "/tool":
+        if not conv.called():
+            return True, "(/tool gives the result of a tool call, and the last answer made none)"
+        conv.turns.append({"role": "tool", "content": rest.strip()})
+        return True, ""
     if name == "/help":
         return True, HELP
     return True, f"unknown command {name} (/help lists them)"
 
 
-def _answer(engine, conv: Conversation, text: str, gen, out: TextIO) -> None:
+def _answer(engine, conv: Conversation, text: str | None, gen, out: TextIO,
+            err: TextIO) -> None:
+    """Stream the answer to ``text`` (None: to the tool results just given) and keep it."""
     pieces: list[str] = []
-    for piece in engine.stream(conv.messages(text), gen):
+    extra = {"tools": conv.tools} if conv.tools else {}
+    for piece in engine.stream(conv.messages(text), gen, **extra):
         pieces.append(piece)
         out.write(piece)
         out.flush()
     out.write("\n")
     out.flush()
-    conv.add(text, "".join(pieces))
+    answer, calls = "".join(pieces), []
+    if conv.tools:
+        content, calls = engine.tool_calls(answer)
+        answer = content if calls else answer
+        for call in calls:
+            fn = call["function"]
+            err.write(f"(tool call: {fn['name']}({json.dumps(fn['arguments'])}); give the "
+                      "result with /tool TEXT)\n")
+        err.flush()
+    conv.add(text, answer, calls)
 
 
 def _read(interactive: bool, stdin: TextIO, err: TextIO) -> str | None:
@@ -79,7 +115,7 @@ def _read(interactive: bool, stdin: TextIO, err: TextIO) -> str | None:
 
 
 def repl(engine, gen, system: str | None = None, stdin: TextIO | None = None,
-         out: TextIO | None = None, err: TextIO | None = None) -> int:
+         out: TextIO | None = None, err: TextIO | None = None, tools: list | None = None) -> int:
     stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
     interactive = stdin.isatty() and stdin is sys.stdin
     if interactive:
@@ -88,7 +124,7 @@ def repl(engine, gen, system: str | None = None, stdin: TextIO | None = None,
         except ImportError:
             pass
         err.write(f"chatting with {engine.name} (/help for commands, Ctrl-D to leave)\n")
-    conv = Conversation(system)
+    conv = Conversation(system, tools)
     while True:
         line = _read(interactive, stdin, err)
         if line is None:
@@ -102,13 +138,18 @@ def repl(engine, gen, system: str | None = None, stdin: TextIO | None = None,
                 err.flush()
             if not go:
                 return 0
-            continue
+            if not (line.lower().startswith("/tool") and conv.turns
+                    and conv.turns[-1]["role"] == "tool"):
+                continue
+        text = None if line.startswith("/") else line  # None: answer the tool result
         if interactive:
             out.write("assistant> ")
         try:
-            _answer(engine, conv, line, gen, out)
+            _answer(engine, conv, text, gen, out, err)
         except KeyboardInterrupt:
             if not interactive:
                 raise
+            if text is None:
+                conv.turns.pop()
             out.write("\n")
             err.write("(interrupted; that turn is not kept)\n")

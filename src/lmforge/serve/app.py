@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lmforge.serve import errors, schemas
 from lmforge.serve.errors import APIError
+from lmforge.serve.messages import answer, chat_messages, stream_deltas
 from lmforge.serve.limits import DEFAULT_MAX_REQUEST_BYTES, check_chars, prompt_char_limit
 from lmforge.serve.scheduler import Busy, Job, Scheduler, StreamEnd
 
@@ -155,13 +156,15 @@ def create_app(engine, settings: Settings, scheduler: Scheduler) -> FastAPI:
         finally:
             job.cancelled.set()  # a no-op when done; stops queued work of a client that left
 
-    def chat_prompt(req: schemas.ChatRequest) -> str:
-        msgs = [m.as_dict() for m in req.messages]
+    def chat_prompt(req: schemas.ChatRequest) -> tuple[str, list | None]:
+        msgs, tools = chat_messages(req, settings.system)
         check_chars(sum(len(m["content"]) for m in msgs), max_chars, context, "messages")
-        if settings.system and not any(m["role"] == "system" for m in msgs):
-            msgs.insert(0, {"role": "system", "content": settings.system})
+        if tools and engine.call_format is None:
+            raise APIError(400, f"the chat template of '{settings.name}' does not take tools; "
+                           "serve the model with a tool-calling template (--template "
+                           "chatml_tools)", "tools", "invalid_value")
         try:
-            return engine.render(msgs)
+            return engine.render(msgs, tools), tools
         except Exception as exc:  # a template that rejects this chat (e.g. roles out of order)
             raise APIError(400, f"the model's chat template cannot render these messages: "
                            f"{exc}", "messages", "invalid_value") from None
@@ -183,13 +186,14 @@ def create_app(engine, settings: Settings, scheduler: Scheduler) -> FastAPI:
     async def chat(request: Request):
         req = await read_body(request, schemas.ChatRequest, settings.max_body)
         check_model(req.model)
-        prompt = await run_in_threadpool(chat_prompt, req)
+        prompt, tools = await run_in_threadpool(chat_prompt, req)
         job = await submit([prompt], req)
         rid = schemas.new_id("chatcmpl")
         if req.stream:
-            return _sse(_chat_events(job, rid, settings.name, req))
+            parse = (lambda text, reason: answer(engine, text, reason, tools)) if tools else None
+            return _sse(_chat_events(job, rid, settings.name, req, parse))
         done = await results(job)
-        choices = [(c.text, c.finish_reason) for c in done[0].choices]
+        choices = [answer(engine, c.text, c.finish_reason, tools) for c in done[0].choices]
         return schemas.chat_response(rid, settings.name, choices, done[0].prompt_tokens,
                                      sum(len(c.token_ids) for c in done[0].choices))
 
@@ -239,8 +243,11 @@ async def _pieces(job: Job):
         job.cancelled.set()
 
 
-async def _chat_events(job: Job, rid: str, name: str, req):
+async def _chat_events(job: Job, rid: str, name: str, req, parse=None):
+    """Chunks of a streamed chat. With ``parse`` (a request with tools) the text is held back
+    until the end: an answer with tool calls is sent as tool_calls deltas, any other as text."""
     created = int(time.time())
+    held: list[str] = []
     yield _data(schemas.chat_chunk(rid, name, created, {"role": "assistant", "content": ""}))
     async for item in _pieces(job):
         if isinstance(item, APIError):
@@ -249,11 +256,20 @@ async def _chat_events(job: Job, rid: str, name: str, req):
         if isinstance(item, StreamEnd):
             use = schemas.usage(item.usage.get("prompt_tokens", 0),
                                 item.usage.get("completion_tokens", 0))
-            yield _data(schemas.chat_chunk(rid, name, created, {},
-                                           item.usage.get("finish_reason", "stop")))
+            reason = item.usage.get("finish_reason", "stop")
+            if parse is not None:
+                message, reason = parse("".join(held), reason)
+                deltas = stream_deltas(message) if message.get("tool_calls") else \
+                    [{"content": message["content"]}] if message["content"] else []
+                for delta in deltas:
+                    yield _data(schemas.chat_chunk(rid, name, created, delta))
+            yield _data(schemas.chat_chunk(rid, name, created, {}, reason))
             if req.stream_options and req.stream_options.include_usage:
                 yield _data(schemas.chat_chunk(rid, name, created, None, use=use))
             break
+        if parse is not None:
+            held.append(item)
+            continue
         yield _data(schemas.chat_chunk(rid, name, created, {"content": item}))
     yield "data: [DONE]\n\n"
 

@@ -28,8 +28,11 @@ class TextPart(_Body):
 
 
 class Message(_Body):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_calls: list[dict] | None = None  # an assistant's calls (OpenAI form)
+    tool_call_id: str | None = None  # a tool result: the call it answers
+    name: str | None = None
 
     @model_validator(mode="after")
     def _needs_content(self):
@@ -45,8 +48,12 @@ class Message(_Body):
         return self.content or ""
 
     def as_dict(self) -> dict:
+        """The message as OpenAI spells it (read by ``data.formats``, tool turns included)."""
         role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": self.text()}
+        out = {"role": role, "content": self.text()}
+        out.update({k: v for k in ("tool_calls", "tool_call_id", "name")
+                    if (v := getattr(self, k)) is not None})
+        return out
 
 
 class StreamOptions(_Body):
@@ -89,14 +96,21 @@ class Sampling(_Body):
 class ChatRequest(Sampling):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    tools: list | None = None
+    tools: list | None = None  # JSON schemas, given to the chat template
+    tool_choice: str | dict | None = None
+    parallel_tool_calls: bool | None = None  # accepted; the model may write several calls
 
-    @field_validator("tools")
+    @field_validator("tool_choice")
     @classmethod
-    def _no_tools(cls, v):
-        if v:
-            raise ValueError("tool calling is not supported by this server")
+    def _choice(cls, v):
+        if v not in (None, "auto", "none"):
+            raise ValueError("only 'auto' and 'none' are supported (a local model cannot be "
+                             "forced to call a tool)")
         return v
+
+    def tool_list(self) -> list | None:
+        """The tools the template gets (none with tool_choice 'none')."""
+        return None if self.tool_choice == "none" else (self.tools or None)
 
     def limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -131,13 +145,22 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def chat_response(rid: str, model: str, choices: list[tuple[str, str]], prompt_tokens: int,
+def chat_message(text: str, calls: list[dict] | None = None) -> dict:
+    """An assistant message: the text, or (``calls``: OpenAI-form tool calls) the text outside
+    the calls (None when empty) and the calls."""
+    if not calls:
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": text or None, "tool_calls": calls}
+
+
+def chat_response(rid: str, model: str, choices: list[tuple[dict, str]], prompt_tokens: int,
                   completion_tokens: int) -> dict:
+    """``choices``: (message, finish_reason) pairs."""
     return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
             "system_fingerprint": None,
-            "choices": [{"index": i, "message": {"role": "assistant", "content": text},
-                         "logprobs": None, "finish_reason": reason}
-                        for i, (text, reason) in enumerate(choices)],
+            "choices": [{"index": i, "message": message, "logprobs": None,
+                         "finish_reason": reason}
+                        for i, (message, reason) in enumerate(choices)],
             "usage": usage(prompt_tokens, completion_tokens)}
 
 

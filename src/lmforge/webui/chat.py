@@ -3,6 +3,10 @@
 Answers come from ``ChatEngine.stream`` with the template the model was trained with, so they
 equal those of ``lmforge chat`` and ``lmforge serve`` for the same settings. The model loaded is
 shared by every browser tab (one model in memory; the engine serialises generation).
+
+A "tools" box (a JSON list of tool schemas) gives tools to a tool-calling template; the answer
+shows the model's tool calls as it writes them (results are typed as the next user message: the
+tab has no tool-result turn).
 """
 
 from __future__ import annotations
@@ -55,6 +59,24 @@ def messages(history: list, system: str | None) -> list[dict]:
                    for m in history or [] if m.get("role") in ("user", "assistant")]
 
 
+def tool_list(text: str | None) -> list | None:
+    """The tools box: empty, or a JSON list of tool schemas (ValueError when bad)."""
+    import json
+
+    from lmforge.data.tools import parse_tools
+    from lmforge.errors import DataError
+
+    if not (text or "").strip():
+        return None
+    try:
+        tools = parse_tools({"tools": json.loads(text)}, {}, "tools")
+    except DataError as exc:
+        raise ValueError(f"tools: {exc.reason}") from None
+    except ValueError as exc:
+        raise ValueError(f"tools: not valid JSON ({exc})") from None
+    return list(tools) if tools else None
+
+
 def settings(holder: Holder, max_new_tokens, temperature, top_p, top_k, repetition_penalty,
              seed):
     from lmforge.infer.engine import options
@@ -95,6 +117,8 @@ def build(gr, holder: Holder, model: str | None, default_max_new_tokens: int) ->
         rep = gr.Slider(0.5, 2, value=gen.repetition_penalty if gen else 1.0, step=0.01,
                         label="repetition penalty")
         seed = gr.Number(-1, precision=0, label="seed (-1: none)")
+        tools = gr.Textbox("", label="tools (JSON list of schemas)", lines=3,
+                           info="for a tool-calling template, e.g. chatml_tools")
 
     def do_load(p, a):
         if not (p or "").strip():
@@ -107,24 +131,36 @@ def build(gr, holder: Holder, model: str | None, default_max_new_tokens: int) ->
             raise gr.Error(exc.message) from None
         return f"loaded: `{engine.name}`", [], holder.system or ""
 
-    def respond(message, history, sys_prompt, mx, temp, tp, tk, rp, sd):
+    def respond(message, history, sys_prompt, mx, temp, tp, tk, rp, sd, tool_text=""):
         history = list(history or [])
         if not (message or "").strip():
             yield history, message
             return
         if holder.engine is None:
             raise gr.Error("load a model first")
+        from lmforge.errors import LmforgeError
+
         chat = messages(history, sys_prompt) + [{"role": "user", "content": message}]
         g = settings(holder, mx, temp, tp, tk, rp, sd)
+        try:
+            schemas = tool_list(tool_text)
+            if schemas:
+                from lmforge.infer.tool_calls import refuse_without
+
+                refuse_without(holder.engine.call_format, holder.engine.name)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        except LmforgeError as exc:
+            raise gr.Error(exc.message) from None
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         yield history, ""
         text = ""
-        for piece in holder.engine.stream(chat, g):
+        for piece in holder.engine.stream(chat, g, tools=schemas):
             text += piece
             history[-1] = {"role": "assistant", "content": text}
             yield history, ""
 
-    inputs = [box, chatbot, system, max_new, temperature, top_p, top_k, rep, seed]
+    inputs = [box, chatbot, system, max_new, temperature, top_p, top_k, rep, seed, tools]
     load.click(do_load, [path, adapter], [status, chatbot, system])
     box.submit(respond, inputs, [chatbot, box])
     send.click(respond, inputs, [chatbot, box])
