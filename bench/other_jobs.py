@@ -78,10 +78,11 @@ def _tokenize_part(backend, texts: list[str]) -> int:
     return sum(len(e.ids) + len(e.offsets) for e in encs)  # ids and offsets, as Python lists
 
 
-def tokenizer_alone(tokenizer, texts: list[str], threads: int, chunk: int = 512) -> float:
+def tokenizer_alone(tokenizer, texts: list[str], threads: int, chunk: int = 512,
+                    cpu: list | None = None) -> float:
     """Seconds of the Rust tokenizer alone (``encode_batch``, ids and offsets to Python, nothing
     else) on ``texts``, in chunks on ``threads`` threads: the floor of any encoder that
-    tokenizes every text once."""
+    tokenizes every text once. ``cpu`` (a list) receives the CPU seconds of the process."""
     from concurrent.futures import ThreadPoolExecutor
 
     from lmforge.data.pipeline import paused_gc
@@ -89,13 +90,15 @@ def tokenizer_alone(tokenizer, texts: list[str], threads: int, chunk: int = 512)
     backend = tokenizer.backend_tokenizer
     parts = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
     with paused_gc():  # as in lmforge's pipeline
-        start = time.perf_counter()
+        start, used = time.perf_counter(), time.process_time()
         if threads <= 1:
             for part in parts:
                 _tokenize_part(backend, part)
         else:
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(lambda part: _tokenize_part(backend, part), parts))
+        if cpu is not None:
+            cpu.append(time.process_time() - used)
         return time.perf_counter() - start
 
 
@@ -107,7 +110,7 @@ def preprocess(spec: dict, workdir: Path) -> dict:
     """load (JSONL) -> render -> tokenize -> mask -> pack, timed end to end, ``repeats`` times
     (medians reported), each repetition followed by the Rust tokenizer alone on the same
     conversations (1 thread, then 2), so every pipeline figure has a tokenizer figure taken under
-    the same machine load. For both tools the libraries are imported and the tokenizer (trl: and
+    the same machine load; the CPU seconds of both (2 threads) are reported too. For both tools the libraries are imported and the tokenizer (trl: and
     the model) loaded before the clock starts, so what is timed is the data preparation itself."""
     if spec["tool"] == "trl":
         import trl  # noqa: F401 - imported before the clock, like lmforge's modules
@@ -128,12 +131,15 @@ def preprocess(spec: dict, workdir: Path) -> dict:
     runs = []
     for _ in range(max(1, spec.get("repeats", 1))):  # interleaved: pipeline, tokenizer 1 / 2
         load = _load()
-        start = time.perf_counter()
+        start, used = time.perf_counter(), time.process_time()
         examples, blocks = prep(spec, workdir)
-        seconds = time.perf_counter() - start
-        one, two = (len(texts) / tokenizer_alone(spec["_tokenizer"], texts, n) for n in (1, 2))
+        seconds, used = time.perf_counter() - start, time.process_time() - used
+        cpu: list[float] = []
+        one, two = (len(texts) / tokenizer_alone(spec["_tokenizer"], texts, n, cpu=cpu)
+                    for n in (1, 2))
         runs.append({"seconds": seconds, "examples_per_s": examples / seconds,
-                     "tokenizer_1t": one, "tokenizer_2t": two, "load_average": load})
+                     "tokenizer_1t": one, "tokenizer_2t": two, "load_average": load,
+                     "cpu_seconds": used, "tokenizer_cpu_seconds": cpu[-1]})
     med = statistics.median
     eps = [r["examples_per_s"] for r in runs]
     return {"examples": examples, "blocks": blocks, "num_proc": spec.get("num_proc") or 1,
@@ -143,6 +149,9 @@ def preprocess(spec: dict, workdir: Path) -> dict:
             "tokenizer_1t_examples_per_s": med([r["tokenizer_1t"] for r in runs]),
             "tokenizer_examples_per_s": med([r["tokenizer_2t"] for r in runs]),
             "of_tokenizer": med([r["examples_per_s"] / r["tokenizer_2t"] for r in runs]),
+            # CPU seconds (all threads): what a loaded machine's figures depend on
+            "cpu_seconds": med([r["cpu_seconds"] for r in runs]),
+            "tokenizer_cpu_seconds": med([r["tokenizer_cpu_seconds"] for r in runs]),
             "load_average": med([r["load_average"] for r in runs]), "runs": runs}
 
 

@@ -51,9 +51,11 @@ def ordered(offsets) -> bool:
 
 
 class TokenStream:
-    """Texts submitted in chunks, tokenized on ``threads`` worker threads; ``chunks()`` gives
-    (ids, offsets) per chunk in order. ``ordered`` is False once a sampled text (the first and
-    every ``VERIFY_EVERY``-th) has offsets out of order (the encoder then scans linearly)."""
+    """Texts submitted in chunks, tokenized on ``threads`` worker threads; ``take(k)`` gives
+    the (ids, offsets) of chunk k (``done(k)``: without waiting), ``verify()`` checks the sample
+    against the tokenizer's own call, ``chunks()`` gives every chunk, checked. ``ordered`` is
+    False once a sampled text (the first and every ``VERIFY_EVERY``-th) has offsets out of
+    order (the encoder then scans linearly)."""
 
     def __init__(self, tokenizer, threads: int):
         self.tokenizer = tokenizer
@@ -78,27 +80,39 @@ class TokenStream:
                                sample))
         self.count += len(texts)
 
-    def _expected(self) -> list[dict]:
-        """Per chunk, {sample position: the tokenizer's own (ids, offsets)} (one call)."""
+    def done(self, k: int) -> bool:
+        """Whether chunk ``k`` is tokenized (taking it would not wait)."""
+        result = self.parts[k][1]
+        return not isinstance(result, Future) or result.done()
+
+    def take(self, k: int) -> tuple[list, list]:
+        """(ids, offsets) of chunk ``k`` (waits for it), not yet checked (``verify``)."""
+        _, result, sample = self.parts[k]
+        ids, offsets = result.result() if isinstance(result, Future) else result
+        self.ordered = self.ordered and all(ordered(offsets[j]) for j in sample)
+        return ids, offsets
+
+    def verify(self) -> None:
+        """Raise Differs unless every sampled text's Rust ids/offsets equal the tokenizer's own
+        call (one call for all of them, once every chunk is tokenized: a call while the threads
+        run would wait for the tokenizer's thread pool)."""
         if self.pool is None:
-            return [{} for _ in self.parts]
-        ids, offsets = reference(self.tokenizer, [texts[k] for texts, _, sample in self.parts
-                                                  for k in sample])
-        out, at = [], 0
-        for _, _, sample in self.parts:
-            out.append({k: (ids[at + j], offsets[at + j]) for j, k in enumerate(sample)})
-            at += len(sample)
-        return out
+            return
+        want_ids, want_offsets = reference(self.tokenizer, [texts[j] for texts, _, sample in
+                                                            self.parts for j in sample])
+        at = 0
+        for k, (_, _, sample) in enumerate(self.parts):
+            ids, offsets = self.take(k)
+            for j in sample:
+                if ids[j] != want_ids[at] or offsets[j] != want_offsets[at]:
+                    raise Differs()
+                at += 1
 
     def chunks(self):
         """(ids, offsets) of each chunk, in order; raises Differs."""
-        for (_, result, sample), expected in zip(self.parts, self._expected()):
-            ids, offsets = result.result() if isinstance(result, Future) else result
-            for k, (want_ids, want_offsets) in expected.items():
-                if ids[k] != want_ids or offsets[k] != want_offsets:
-                    raise Differs()
-            self.ordered = self.ordered and all(ordered(offsets[k]) for k in sample)
-            yield ids, offsets
+        self.verify()
+        for k in range(len(self.parts)):
+            yield self.take(k)
 
     def everything(self) -> tuple[list, list]:
         """(ids, offsets) of every text submitted."""

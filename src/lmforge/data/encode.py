@@ -9,8 +9,9 @@ One batch-native encoder: ``encode_conversations(convs, tokenizer, template, set
    first conversation of every shape and every ``VERIFY_EVERY``-th one are also rendered by Jinja,
    and one difference sends the whole batch through Jinja.
 2. Tokenize the texts chunk by chunk with the Rust tokenizer on worker threads while the next
-   chunk renders (``batch_tokenize.py``: the same ids and offsets as the tokenizer's own call,
-   checked on the same sample; one difference and the whole batch takes the tokenizer's call).
+   chunk is read and rendered and the earlier ones labelled (``encode_chunks.py``,
+   ``batch_tokenize.py``: the same ids and offsets as the tokenizer's own call, checked on the
+   same sample; one difference and the whole batch takes the tokenizer's call).
 3. A token is trained when its characters overlap a trained span (the rule
    ``return_assistant_tokens_mask`` uses), so the end-of-turn token inside the span is trained
    too; found by binary search over the offsets (a linear scan where a tokenizer's offsets are not
@@ -28,17 +29,16 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import logging
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Iterable
 
 from lmforge.config.constants import IGNORE_INDEX as IGNORE
-from lmforge.data.batch_tokenize import CHUNK, Differs, TokenStream, usable_cpus
+from lmforge.data.batch_tokenize import CHUNK, usable_cpus
+from lmforge.data.encode_chunks import Round, pieces
 from lmforge.data.render import render_spans
-from lmforge.data.skeleton import BatchRender, Renderer
+from lmforge.data.skeleton import Renderer
 from lmforge.data.types import Conversation, Text
-
-log = logging.getLogger(__name__)
 
 MIN_BATCH = 16  # below this the shortcuts are not taken (a batch of one is the reference path)
 _START, _END = itemgetter(0), itemgetter(1)
@@ -177,35 +177,52 @@ def _finish(t: _Tokens, s: Settings, truncated: bool) -> Encoded:
     return Encoded(t.ids[lo:hi], t.labels[lo:hi], truncated)
 
 
-def encode_conversations(convs: list[Conversation], tokenizer, template: str,
-                         settings: Settings | str = "all_assistant", *, errors: str = "raise",
-                         paths: list | None = None, threads: int | None = None) -> list:
-    """One ``Encoded`` per conversation, in order. A conversation the template fails to render
-    (``TemplateRenderError``) or cannot locate the assistant text of (``TemplateError``) raises
-    (``errors="raise"``) or leaves the error in its place (``errors="return"``). ``paths`` (a
-    list) receives how each was rendered: ``"skeleton"`` or ``"template"``. ``threads``: worker
-    threads of the Rust tokenizer (default: the usable CPUs; 0: the tokenizer's own call)."""
+def encode_conversations(convs: list[Conversation] | Iterable[list[Conversation]], tokenizer,
+                         template: str, settings: Settings | str = "all_assistant", *,
+                         errors: str = "raise", paths: list | None = None,
+                         threads: int | None = None) -> list:
+    """One ``Encoded`` per conversation, in order. ``convs``: a list, or an iterator of lists
+    (chunks, e.g. read from a file while the earlier ones are tokenized; the same output). A
+    conversation the template fails to render (``TemplateRenderError``) or cannot locate the
+    assistant text of (``TemplateError``) raises (``errors="raise"``, once every chunk is read)
+    or leaves the error in its place (``errors="return"``). ``paths`` (a list) receives how each
+    was rendered: ``"skeleton"`` or ``"template"``. ``threads``: worker threads of the Rust
+    tokenizer (default: the usable CPUs; 0: the tokenizer's own call)."""
     if isinstance(settings, str):  # encode_conversations(convs, tok, template, "last_assistant")
         settings = Settings(train_on=settings)
-    n = len(convs)
+    threads = usable_cpus() if threads is None else threads
+    chunks = pieces([convs] if isinstance(convs, list) else convs, CHUNK)
+    head, seen = [], 0  # pieces up to MIN_BATCH conversations (or all) tell the batch's size
+    for piece in chunks:
+        head.append(piece)
+        seen += len(piece)
+        if seen >= MIN_BATCH:
+            break
+    big = seen >= MIN_BATCH
+    shortcut = Renderer(template, tokenizer) if big else None
+    rnd = Round(tokenizer, template, settings.train_on, shortcut, threads if big else 0,
+                _labels, CHUNK)
+    try:
+        for piece in head:
+            rnd.feed(piece)
+        for piece in chunks:
+            rnd.feed(piece)
+    except BaseException:  # e.g. a bad row of the file being read: stop the threads
+        rnd.close()
+        raise
+    current = rnd.convs
+    n = len(current)
     out: list = [None] * n
     how = ["template"] * n
-    current, truncated = list(convs), [False] * n
-    shortcut = Renderer(template, tokenizer) if n >= MIN_BATCH else None
-    threads = usable_cpus() if threads is None else threads
+    truncated = [False] * n
     todo = list(range(n))
-    while todo:  # a second round encodes the conversations that lost their oldest exchange
-        stream = TokenStream(tokenizer, threads if len(todo) >= MIN_BATCH else 0)
-        try:
-            rendered, way, shortcut = _render(
-                [current[i] for i in todo], template, tokenizer, shortcut, stream)
-            good = [k for k, r in enumerate(rendered) if not isinstance(r, Exception)]
-            bad = [k for k in range(len(todo)) if isinstance(rendered[k], Exception)]
-            if bad and errors == "raise":
-                raise rendered[bad[0]]
-            tokens = _label_all(stream, [rendered[k][1] for k in good], settings.train_on)
-        finally:
-            stream.close()
+    while True:  # a later round encodes the conversations that lost their oldest exchange
+        rendered, way, tokens = rnd.finish()
+        shortcut = rnd.shortcut
+        good = [k for k, r in enumerate(rendered) if not isinstance(r, Exception)]
+        bad = [k for k in range(len(todo)) if isinstance(rendered[k], Exception)]
+        if bad and errors == "raise":
+            raise rendered[bad[0]]
         again = []
         for t, k in zip(tokens, good):
             i = todo[k]
@@ -220,44 +237,16 @@ def encode_conversations(convs: list[Conversation], tokenizer, template: str,
         for k in bad:
             out[todo[k]] = rendered[k]
         todo = again
+        if not todo:
+            break
+        big = len(todo) >= MIN_BATCH
+        rnd = Round(tokenizer, template, settings.train_on, shortcut, threads if big else 0,
+                    _labels, CHUNK)
+        for piece in pieces([[current[i] for i in todo]], CHUNK):
+            rnd.feed(piece)
     if paths is not None:
         paths.extend(how)
     return out
-
-
-def _render(convs: list, template: str, tokenizer, shortcut, stream: TokenStream):
-    """Render in chunks, each chunk's texts submitted to the tokenizer threads at once; a
-    disagreement of the shortcut renders the whole batch again with Jinja."""
-    batch = BatchRender(template, tokenizer, shortcut)
-    rendered: list = []
-    way: list[str] = []
-    for lo in range(0, len(convs), CHUNK):
-        part, part_way = batch.render(convs[lo:lo + CHUNK])
-        if batch.disagreed:
-            stream.restart()
-            return _render(convs, template, tokenizer, None, stream)
-        rendered += part
-        way += part_way
-        stream.submit([r[0] for r in part if not isinstance(r, Exception)])
-    return rendered, way, batch.shortcut
-
-
-def _label_all(stream: TokenStream, spans: list, train_on: str) -> list[_Tokens]:
-    """Labels of every submitted text, chunk by chunk as the threads finish them."""
-    try:
-        tokens: list[_Tokens] = []
-        for ids, offsets in stream.chunks():
-            if not stream.ordered:
-                break
-            tokens += [_labels(a, b, spans[len(tokens) + j], train_on, True)
-                       for j, (a, b) in enumerate(zip(ids, offsets))]
-        else:
-            return tokens
-        ids, offsets = stream.everything()  # a sampled text's offsets are out of order
-    except Differs:
-        log.info("the Rust tokenizer alone differs from the tokenizer's call; using the latter")
-        ids, offsets = stream.by_reference()
-    return [_labels(a, b, s, train_on, stream.ordered) for a, b, s in zip(ids, offsets, spans)]
 
 
 def encode_conversation(conv: Conversation, tokenizer, template: str,

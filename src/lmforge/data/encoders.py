@@ -11,7 +11,7 @@ encoder, ``encode.encode_conversations``.
 from __future__ import annotations
 
 import multiprocessing
-from typing import Callable
+from typing import Callable, Iterable
 
 from lmforge.data.batch_tokenize import usable_cpus
 from lmforge.data.encode import IGNORE, Encoded, Settings, encode_conversations, encode_texts
@@ -73,14 +73,42 @@ def _encode_all(examples: list, tokenizer, template, settings: Settings,
     return out
 
 
-def encode_list(examples: list, tokenizer, template, settings: Settings, skip: bool,
-                threads: int | None = None):
-    """(columns: input_ids, labels, where; counts) of the examples, in order."""
+def _encode_stream(chunks: Iterable[list], tokenizer, template, settings: Settings,
+                   threads: int | None, seen: list) -> list:
+    """``_encode_all`` of examples arriving in chunks (appended to ``seen`` as they come): the
+    conversations go to the encoder as they are read; any other type is encoded at the end."""
+    others: list[int] = []
+
+    def conversations():
+        for chunk in chunks:
+            convs = []
+            for ex in chunk:
+                if type(ex) is Conversation:
+                    convs.append(ex)
+                else:
+                    others.append(len(seen))
+                seen.append(ex)
+            yield convs
+
+    done = iter(_conversations(conversations(), tokenizer, template, settings, threads))
+    rest = iter(_encode_all([seen[i] for i in others], tokenizer, template, settings, threads))
+    other = set(others)
+    return [next(rest) if i in other else next(done) for i in range(len(seen))]
+
+
+def encode_list(examples: list | Iterable[list], tokenizer, template, settings: Settings,
+                skip: bool, threads: int | None = None):
+    """(columns: input_ids, labels, where; counts) of the examples, in order. ``examples``: a
+    list, or an iterator of lists (read while the earlier ones are tokenized)."""
     ids, labels, wheres = [], [], []
     counts = {"truncated": 0, "dropped": 0, "zero_trained": 0, "skipped_invalid": 0,
               "split_documents": 0}
-    for ex, encoded in zip(examples, _encode_all(examples, tokenizer, template, settings,
-                                                 threads)):
+    if isinstance(examples, list):
+        results = _encode_all(examples, tokenizer, template, settings, threads)
+    else:
+        chunks, examples = examples, []
+        results = _encode_stream(chunks, tokenizer, template, settings, threads, examples)
+    for ex, encoded in zip(examples, results):
         if isinstance(encoded, Exception):
             if not isinstance(encoded, TemplateRenderError):
                 raise encoded  # the template cannot be used at all (render.TemplateError)
@@ -111,11 +139,16 @@ def _encode_range(bounds: tuple[int, int]):
                        threads)
 
 
-def encode_examples(examples: list, tokenizer, template, settings: Settings, skip: bool,
-                    num_proc: int | None = None):
-    """Encode every example; (columns dict, counts). Forked workers when num_proc > 1, each
-    encoding one contiguous part as a batch (the examples are shared by the fork, not copied)."""
+def encode_examples(examples: list | Iterable[list], tokenizer, template, settings: Settings,
+                    skip: bool, num_proc: int | None = None):
+    """Encode every example (a list, or an iterator of lists: ``encode_list``); (columns dict,
+    counts). Forked workers when num_proc > 1, each encoding one contiguous part as a batch (the
+    examples are shared by the fork, not copied)."""
     global _POOL_ARGS
+    if (num_proc or 1) > 1 and not isinstance(examples, list):  # forked parts need the list
+        examples = [ex for chunk in examples for ex in chunk]
+    if not isinstance(examples, list):
+        return encode_list(examples, tokenizer, template, settings, skip)
     workers = min(num_proc or 1, len(examples) // MIN_PER_WORKER)
     if workers <= 1:
         return encode_list(examples, tokenizer, template, settings, skip)

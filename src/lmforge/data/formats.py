@@ -19,6 +19,7 @@ from lmforge.errors import ConfigError
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "model": "assistant", "bot": "assistant",
                   tools.CALL_ROLE: tools.CALL_ROLE, **{r: "tool" for r in tools.RESULT_ROLES}}
+_PLAIN_ROLES = frozenset(("user", "assistant", "system"))  # {role, content} kept as they are
 TAG_KEYS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag",
             "function_tag", "observation_tag")
 
@@ -172,7 +173,13 @@ def is_chat(value: Any) -> bool:
 
 def message_list(raw: list, where: str, key: str, columns: dict) -> tuple[str | None, list]:
     """(leading system message, the other messages) of a list of message objects."""
-    msgs = [_message(m, i, where, key, columns) for i, m in enumerate(raw)]
+    if _roles(columns) is None and "role_tag" not in columns and "content_tag" not in columns:
+        msgs = [{"role": m["role"], "content": m["content"]}  # what _message makes of them
+                if type(m) is dict and len(m) == 2 and m.get("role") in _PLAIN_ROLES
+                and type(m.get("content")) is str else _message(m, i, where, key, columns)
+                for i, m in enumerate(raw)]
+    else:
+        msgs = [_message(m, i, where, key, columns) for i, m in enumerate(raw)]
     if msgs and msgs[0]["role"] == "system":
         return msgs[0]["content"], msgs[1:]
     return None, msgs

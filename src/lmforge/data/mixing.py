@@ -43,11 +43,16 @@ def counts(sizes: Sequence[int], weights: Sequence[float | None],
     return out
 
 
-def mix(parts: list[list], plans: list, seed: int) -> list:
+def require_rows(parts: list[list], plans: list) -> None:
+    """A source that gave no examples is an error."""
     for rows, plan in zip(parts, plans):
         if not rows:
             raise DataError("has no usable rows", plan.label,
                             hint="check the file, or remove it from the list")
+
+
+def mix(parts: list[list], plans: list, seed: int) -> list:
+    require_rows(parts, plans)
     mixed = any(p.weight is not None or p.samples is not None for p in plans)
     if len(parts) == 1 and not mixed:
         return list(parts[0])

@@ -5,6 +5,9 @@ a LLaMA-Factory registry, or a user class), convert rows to canonical examples, 
 split off eval, encode (``encode.py``), run the pre-flight checks (``checks.py``) and cache the
 result (``cache.py``). ``load_examples`` stops before tokenization (for stages that encode
 differently); ``encoders.py`` encodes a split (``ENCODERS``: example type -> batch encoder).
+A train split from one plain source is read chunk by chunk while the encoder tokenizes the
+earlier chunks (``Streamed``); its errors, and the eval split's, come in the same order as when
+everything is read first.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from lmforge.data import cache, checks, mixing
 from lmforge.data.encode import Settings
 from lmforge.data.encoders import ENCODERS, encode_examples, to_dataset  # noqa: F401
 from lmforge.data.plan import resolve
-from lmforge.data.read import read_source  # noqa: F401 - re-exported (eval reads one file)
+from lmforge.data.read import read_chunks, read_source  # noqa: F401 - read_source re-exported
 from lmforge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -38,10 +41,33 @@ class BuiltData:
 
 @dataclass
 class Splits:
-    train: list
+    train: list  # or, from load_examples(stream=True), a Streamed source
     eval: list | None
     skipped: dict = field(default_factory=dict)  # split -> invalid rows skipped
     unused: dict = field(default_factory=dict)  # split -> {reason: rows the stage cannot use}
+    read_eval: Any = None  # with a Streamed train: reads the eval split (after the train's)
+
+
+class Streamed:
+    """The train examples of one plain source (no mixing, no eval fraction), read chunk by chunk
+    as the encoder asks for them, so reading overlaps tokenization. Errors are those of
+    ``read_source`` then ``mixing.mix``, raised when reached; ``failed`` says one was raised."""
+
+    def __init__(self, cfg: RunConfig, plan, counter: list[int], unused: dict):
+        self.cfg, self.plan, self.counter, self.unused = cfg, plan, counter, unused
+        self.failed = False
+
+    def __iter__(self):
+        total = 0
+        try:
+            for chunk in read_chunks(self.cfg, self.plan, self.counter, self.unused):
+                total += len(chunk)
+                yield chunk
+            if not total:
+                mixing.require_rows([[]], [self.plan])
+        except BaseException:
+            self.failed = True
+            raise
 
 
 def _keep_or_raise(exc: DataError, skip: bool, counter: list[int]) -> None:
@@ -66,8 +92,16 @@ def _from_class(cfg: RunConfig) -> tuple[list, list, dict]:
     return out["train"], out["eval"], skipped
 
 
-def load_examples(cfg: RunConfig) -> Splits:
-    """Canonical train/eval examples: read, converted, mixed, eval split off (no tokenizer)."""
+def _streams(cfg: RunConfig, plans: list) -> bool:
+    """Whether the train split can be read while it is encoded: one plain source."""
+    return (len(plans) == 1 and plans[0].weight is None and plans[0].samples is None
+            and not isinstance(cfg.data.eval, float))
+
+
+def load_examples(cfg: RunConfig, stream: bool = False) -> Splits:
+    """Canonical train/eval examples: read, converted, mixed, eval split off (no tokenizer).
+    ``stream``: a single plain train source comes as a ``Streamed`` (read as it is encoded),
+    and the eval split is read by ``Splits.read_eval()`` (once the train split is read)."""
     data = cfg.data
     if data.format == "python":
         train, evals, skipped = _from_class(cfg)
@@ -81,16 +115,31 @@ def load_examples(cfg: RunConfig) -> Splits:
         raise ConfigError("data.train: required key is missing (a file, a list of files, or "
                           "registry names)")
     counters, unused = {"train": [0], "eval": [0]}, {"train": {}, "eval": {}}
+    if stream and _streams(cfg, plans):
+        splits = Splits(Streamed(cfg, plans[0], counters["train"], unused["train"]), None,
+                        {}, unused)
+
+        def read_eval():
+            splits.eval = _read_eval(cfg, counters, unused)
+            splits.skipped.update({k: v[0] for k, v in counters.items()})
+
+        splits.read_eval = read_eval
+        return splits
     parts = [read_source(cfg, p, counters["train"], unused["train"]) for p in plans]
     evals = None
     if isinstance(data.eval, float):
         parts, evals = mixing.split_eval(parts, data.eval, data.seed)
     train = mixing.mix(parts, plans, data.seed)
-    eval_plans = resolve(cfg, "eval")
-    if eval_plans:
-        eval_parts = [read_source(cfg, p, counters["eval"], unused["eval"]) for p in eval_plans]
-        evals = mixing.mix(eval_parts, eval_plans, data.seed)
+    evals = _read_eval(cfg, counters, unused) or evals
     return Splits(train, evals, {k: v[0] for k, v in counters.items()}, unused)
+
+
+def _read_eval(cfg: RunConfig, counters: dict, unused: dict) -> list | None:
+    eval_plans = resolve(cfg, "eval")
+    if not eval_plans:
+        return None
+    eval_parts = [read_source(cfg, p, counters["eval"], unused["eval"]) for p in eval_plans]
+    return mixing.mix(eval_parts, eval_plans, cfg.data.seed)
 
 
 def stop_ids(template, tokenizer) -> set[int]:
@@ -102,10 +151,13 @@ def stop_ids(template, tokenizer) -> set[int]:
     return ids - {None}
 
 
-def encode_split(cfg: RunConfig, examples: list, tokenizer, template, settings: Settings,
-                 skipped: int, name: str, unused: dict | None = None):
+def encode_split(cfg: RunConfig, examples, tokenizer, template, settings: Settings,
+                 skipped: int | list[int], name: str, unused: dict | None = None):
+    """``examples``: a list or a ``Streamed``; ``skipped``: rows skipped when read (or the
+    counter a Streamed fills as it is read)."""
     columns, counts = encode_examples(examples, tokenizer, template, settings,
                                       cfg.data.skip_invalid, cfg.data.num_proc)
+    skipped = skipped[0] if isinstance(skipped, list) else skipped
     ds = to_dataset(columns)
     stats = split_stats(cfg, ds, tokenizer, template, name)
     stats.update(counts, skipped_invalid=skipped + counts["skipped_invalid"])
@@ -182,7 +234,7 @@ def build(cfg: RunConfig, tokenizer, template: str | None) -> BuiltData:
         if hit is not None:
             return _from_cache(cfg, hit, tokenizer, template, key)
     with paused_gc():
-        splits = splits or load_examples(cfg)
+        splits = splits or load_examples(cfg, stream=True)
         built = _encode(cfg, splits, tokenizer, template, settings)
     built.stats.update(cache_hit=False, fingerprint=key)
     if cfg.data.cache:
@@ -192,9 +244,18 @@ def build(cfg: RunConfig, tokenizer, template: str | None) -> BuiltData:
 
 
 def _encode(cfg, splits: Splits, tokenizer, template, settings) -> BuiltData:
-    train, stats = encode_split(cfg, splits.train, tokenizer, template, settings,
-                                splits.skipped.get("train", 0), "train",
-                                splits.unused.get("train"))
+    streamed = splits.train if isinstance(splits.train, Streamed) else None
+    try:
+        train, stats = encode_split(cfg, splits.train, tokenizer, template, settings,
+                                    streamed.counter if streamed else
+                                    splits.skipped.get("train", 0), "train",
+                                    splits.unused.get("train"))
+    except Exception:  # the train split is read: its eval's read errors come first, as before
+        if streamed and not streamed.failed:
+            splits.read_eval()
+        raise
+    if streamed:
+        splits.read_eval()
     eval_ds = None
     if splits.eval:
         eval_ds, stats["eval"] = encode_split(cfg, splits.eval, tokenizer, template, settings,

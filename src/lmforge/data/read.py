@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Iterator
 
-from lmforge.data.detect import detect, media_error
+from lmforge.data.batch_tokenize import CHUNK
+from lmforge.data.detect import MEDIA_COLUMNS, detect, media_error
 from lmforge.data.formats import converter
 from lmforge.data.plan import SourcePlan
 from lmforge.data.sources import iter_rows
@@ -41,16 +43,35 @@ def train_tool_results(example):
 def read_source(cfg, plan: SourcePlan, counter: list[int], unused: dict | None = None) -> list:
     """Every valid example of one source; invalid rows raise or are counted in ``counter[0]``
     (skip_invalid); rows the stage does not use are counted by reason in ``unused``."""
-    rows, fmt = iter_rows(plan.path, cfg.data.txt_split), plan.format
+    return [ex for chunk in read_chunks(cfg, plan, counter, unused) for ex in chunk]
+
+
+def read_chunks(cfg, plan: SourcePlan, counter: list[int], unused: dict | None = None,
+                size: int | None = None) -> Iterator[list]:
+    """``read_source`` lazily: its examples in lists of ``size`` (so the encoder tokenizes a
+    chunk while the next one is read); a row's error comes when the row is reached."""
+    size = size or CHUNK
+    plain: set[str] = set()  # rows with no '<' in their text: no placeholder to look for
+    rows, fmt = iter_rows(plan.path, cfg.data.txt_split, plain), plan.format
     auto = fmt == "auto"
     if auto:
         fmt, rows = detect(rows, cfg.stage, plan.columns, plan.label)
         if fmt:
             log.info("%s: data.format auto: read as '%s'", plan.label, fmt)
     convert = converter(fmt, plan.columns if plan.check_columns else {}) if fmt else None
-    out, skipped, not_used, reasons = [], 0, 0, []
+    out, skipped, not_used, reasons, total = [], 0, 0, [], 0
     for where, row in rows:
-        error = row if isinstance(row, DataError) else media_error(row, where, plan.columns)
+        if len(out) >= size:
+            total += len(out)
+            yield out
+            out = []
+        if isinstance(row, DataError):
+            error = row
+        elif where in plain and not any(k in row for k in MEDIA_COLUMNS):
+            error = None  # what media_error finds in a row without media columns or '<'
+            plain.discard(where)
+        else:
+            error = media_error(row, where, plan.columns)
         if error is None:
             try:
                 example = convert(row, plan.columns, where, cfg.data.system)
@@ -74,8 +95,9 @@ def read_source(cfg, plan: SourcePlan, counter: list[int], unused: dict | None =
         log.warning("%s: %d %s are not used", plan.label, not_used, UNDESIRABLE)
         if unused is not None:
             unused[UNDESIRABLE] = unused.get(UNDESIRABLE, 0) + not_used
-    if not out and skipped:
+    if not out and not total and skipped:
         raise DataError(f"has no usable rows: all {skipped} rows are invalid and were skipped "
                         f"(data.skip_invalid: true); the first: {'; '.join(reasons)}",
                         plan.label, hint=_hint(fmt or plan.format, auto))
-    return out
+    if out:
+        yield out

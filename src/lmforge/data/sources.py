@@ -69,10 +69,14 @@ def _record(where: str, value: Any, text: str | None = None) -> dict[str, Any] |
     return value
 
 
-def _jsonl(path: Path) -> Iterator[Row]:
+def _jsonl(path: Path, plain: set | None = None) -> Iterator[Row]:
+    """``plain`` (a set) receives the location of every line without ``<`` or a ``\\u003``
+    escape: no string of its record can hold an ``<image>``-style placeholder."""
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             where = f"{path}:{lineno}"
+            if plain is not None and b"<" not in raw and b"\\u003" not in raw:
+                plain.add(where)
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
@@ -252,9 +256,11 @@ def files_of(path: str | Path) -> list[Path]:
     return [p]
 
 
-def iter_rows(path: str | Path, txt_split: str = "blank_line") -> Iterator[Row]:
+def iter_rows(path: str | Path, txt_split: str = "blank_line",
+              plain: set | None = None) -> Iterator[Row]:
     """(location, record) for every row; a row that cannot be parsed comes as a DataError.
-    ``.txt`` files give ``{"text": ...}`` rows split by ``txt_split`` (data/txt.py)."""
+    ``.txt`` files give ``{"text": ...}`` rows split by ``txt_split`` (data/txt.py). ``plain``
+    (a set) receives the locations of JSONL rows whose text holds no ``<`` (``_jsonl``)."""
     split = saved_split(path)[1]
     for p in files_of(path):
         if p.is_dir():
@@ -264,7 +270,8 @@ def iter_rows(path: str | Path, txt_split: str = "blank_line") -> Iterator[Row]:
         if reader is None:
             raise DataError(f"unsupported file type '{p.suffix}' (use {', '.join(READERS)}, a "
                             "directory of such files, or a saved datasets directory)", str(p))
-        yield from (txt_rows(p, txt_split) if reader is txt_rows else reader(p))
+        yield from (txt_rows(p, txt_split) if reader is txt_rows else
+                    _jsonl(p, plain) if reader is _jsonl else reader(p))
 
 
 def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
