@@ -118,7 +118,8 @@ def preprocess(spec: dict, workdir: Path) -> dict:
 
         spec = dict(spec, _model=AutoModelForCausalLM.from_pretrained(spec["model"]),
                     _tokenizer=AutoTokenizer.from_pretrained(spec["model"]))
-    else:
+    else:  # datasets too: trl imports it before the clock, lmforge's pipeline when it ends
+        import datasets  # noqa: F401
         import lmforge.data.packing  # noqa: F401
         import lmforge.data.pipeline  # noqa: F401
         from lmforge.data.templates import resolve_template

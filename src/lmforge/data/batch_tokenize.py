@@ -5,7 +5,8 @@ thread while the encoder renders the next chunk and labels the previous ones: on
 tokenizer runs beside the Python work instead of after it, whatever ``TOKENIZERS_PARALLELISM``
 says (that switch is the tokenizer's own rayon pool). The ids and offsets are exactly those of
 ``tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)``: the first text and
-every ``VERIFY_EVERY``-th one are also tokenized by that call and compared; one difference
+every ``VERIFY_EVERY``-th one are also tokenized by that call, on the worker thread right after
+its chunk (so the check runs beside the main thread, not after it), and compared; one difference
 (``Differs``) makes the encoder take the tokenizer's own call for the whole batch. Without a Rust
 backend, or with ``threads=0``, every chunk goes through the tokenizer's own call.
 """
@@ -45,6 +46,19 @@ def _backend_encode(backend, texts: list[str]) -> tuple[list, list]:
     return [e.ids for e in encs], [e.offsets for e in encs]
 
 
+def _encode_checked(tokenizer, backend, texts: list[str], sample: range) -> tuple[list, list,
+                                                                                  bool]:
+    """(ids, offsets) of a chunk from the Rust tokenizer alone, and whether its sampled texts
+    get the same from the tokenizer's own call (run on the worker thread: the first call, on
+    the main thread, has already reset the backend's truncation/padding, so this one changes
+    no state)."""
+    ids, offsets = _backend_encode(backend, texts)
+    want_ids, want_offsets = reference(tokenizer, [texts[j] for j in sample])
+    same = all(ids[j] == want_ids[at] and offsets[j] == want_offsets[at]
+               for at, j in enumerate(sample))
+    return ids, offsets, same
+
+
 def ordered(offsets) -> bool:
     return all(offsets[i][0] <= offsets[i + 1][0] and offsets[i][1] <= offsets[i + 1][1]
                for i in range(len(offsets) - 1))
@@ -76,8 +90,8 @@ class TokenStream:
         else:
             if not self.count:  # the tokenizer's call resets any truncation/padding left on the
                 reference(self.tokenizer, texts[:1])  # backend before the threads use it
-            self.parts.append((texts, self.pool.submit(_backend_encode, self.backend, texts),
-                               sample))
+            self.parts.append((texts, self.pool.submit(_encode_checked, self.tokenizer,
+                                                       self.backend, texts, sample), sample))
         self.count += len(texts)
 
     def done(self, k: int) -> bool:
@@ -88,25 +102,16 @@ class TokenStream:
     def take(self, k: int) -> tuple[list, list]:
         """(ids, offsets) of chunk ``k`` (waits for it), not yet checked (``verify``)."""
         _, result, sample = self.parts[k]
-        ids, offsets = result.result() if isinstance(result, Future) else result
+        ids, offsets = (result.result() if isinstance(result, Future) else result)[:2]
         self.ordered = self.ordered and all(ordered(offsets[j]) for j in sample)
         return ids, offsets
 
     def verify(self) -> None:
         """Raise Differs unless every sampled text's Rust ids/offsets equal the tokenizer's own
-        call (one call for all of them, once every chunk is tokenized: a call while the threads
-        run would wait for the tokenizer's thread pool)."""
-        if self.pool is None:
-            return
-        want_ids, want_offsets = reference(self.tokenizer, [texts[j] for texts, _, sample in
-                                                            self.parts for j in sample])
-        at = 0
-        for k, (_, _, sample) in enumerate(self.parts):
-            ids, offsets = self.take(k)
-            for j in sample:
-                if ids[j] != want_ids[at] or offsets[j] != want_offsets[at]:
-                    raise Differs()
-                at += 1
+        call (compared on the worker threads; waits for every chunk)."""
+        for _, result, _ in self.parts:
+            if isinstance(result, Future) and not result.result()[2]:
+                raise Differs()
 
     def chunks(self):
         """(ids, offsets) of each chunk, in order; raises Differs."""
