@@ -160,7 +160,12 @@ class PPOMethod(_RLCommon):
     clip_range_value: float = Field(0.2, gt=0, description="value prediction clipping")
     vf_coef: float = Field(0.1, ge=0, description="weight of the value loss")
     gamma: float = Field(1.0, ge=0, le=1, description="discount factor")
-    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
+    lam: float = Field(1.0, ge=0, le=1, description="GAE lambda. 1 (the default): each token's "
+                       "advantage is the return minus the value estimate, unbiased whatever the "
+                       "critic knows; with a score at the end of the completion and a value head "
+                       "that starts at zero, a lower lambda lets the early tokens see only "
+                       "lambda^(T-t) of the score and the rest from the untrained critic (0.95 "
+                       "learned +0.28 on the positive-reviews example where 1.0 learned +0.42)")
     kl_coef: float = Field(0.05, ge=0, description="weight of the per-token KL penalty to the "
                            "reference (the base model: the policy with its adapter disabled, "
                            "else a frozen copy), subtracted from the reward: keeps the policy "
