@@ -79,11 +79,10 @@ def test_positive_reviews_smoke(stage, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_positive_reviews_full_runs(tmp_path):
-    """The full example, unchanged, for GRPO and PPO (about 15 minutes each on the CPU), scored
-    on the held-out openings with score.py's sampled decoding. GRPO meets the issue's goal: a
-    mean VADER compound >= 0.4 above the base, distinct-2 >= 0.6, no opening sentence in more than
-    10 % of the outputs (measured: +0.50, 0.82, 3 %). PPO does not reach +0.4 on this budget
-    (measured: +0.28, 0.86, 3 %): it is held to a gain with the same diversity."""
+    """The full example, unchanged, for GRPO and PPO (5-12 minutes each on 2 idle cores), scored
+    on the held-out openings with score.py's sampled decoding. Both meet the issue's goal: a mean
+    VADER compound >= 0.4 above the base, distinct-2 >= 0.6, no opening sentence in more than 10 %
+    of the outputs (measured in examples/positive_reviews/README.md)."""
     import importlib.util
     import json
 
@@ -96,7 +95,7 @@ def test_positive_reviews_full_runs(tmp_path):
     prompts = [json.loads(x)["prompt"]
                for x in (REPO / "examples/positive_reviews/data/eval.jsonl").open()]
     base = score.score("builtin:smollm2-135m-instruct", prompts, 32, 0)["sampled"]
-    for stage, gain in (("grpo", 0.4), ("ppo", 0.15)):
+    for stage, gain in (("grpo", 0.4), ("ppo", 0.4)):
         run = tmp_path / stage
         res = run_cli("train", "--data", "examples/positive_reviews/data.yaml", "--model",
                       f"examples/positive_reviews/{stage}.yaml", f"train.output_dir={run}",
