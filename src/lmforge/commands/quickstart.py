@@ -7,6 +7,8 @@ HELP = ("the offline quickstart: LoRA-tune SmolLM2-135M-Instruct on BBC News top
 
 
 def add_arguments(parser) -> None:
+    import argparse
+
     parser.add_argument("--output", default="runs/quickstart", help="run directory")
     parser.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=120,
                         help="training steps (batch 8)")
@@ -15,14 +17,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the train/held-out split and of training")
-    parser.add_argument("--eval-mode", choices=("generate", "choices"), default="generate",
-                        help="score the tuned model by generation or by the labels' "
-                        "likelihood (eval.mode: choices); the untuned row always generates")
-    parser.add_argument("--drop-system", action="store_true",
-                        help="drop SmolLM2's default system turn from every prompt "
-                        "(data.template_system: drop)")
-    parser.add_argument("--lora-layers", type=int, metavar="N",
-                        help="LoRA on the last N layers only (adapter.layers_to_transform: -N)")
+    parser.add_argument("--eval-mode", choices=("generate", "choices"), default="choices",
+                        help="score the tuned model by the labels' likelihood (eval.mode: "
+                        "choices, the default) or by generation; the untuned row always "
+                        "generates")
+    parser.add_argument("--keep-system", dest="drop_system", action="store_false",
+                        help="train and score with SmolLM2's default system turn (by default "
+                        "it is dropped: data.template_system: drop; the untuned row always "
+                        "uses the model's own template)")
+    parser.add_argument("--drop-system", dest="drop_system", action="store_true",
+                        default=True, help=argparse.SUPPRESS)  # the default; kept for scripts
+    parser.add_argument("--lora-layers", type=int, metavar="N", default=10,
+                        help="LoRA on the last N layers only (adapter.layers_to_transform: -N; "
+                        "default 10 of 30; 0: every layer)")
     parser.add_argument("--no-export", action="store_true", help="skip the merged export")
 
 
@@ -37,6 +44,6 @@ def run(args) -> int:
                            eval_size=args.eval_size, train_size=args.train_size,
                            learning_rate=args.lr, seed=args.seed, export=not args.no_export,
                            eval_mode=args.eval_mode, drop_system=args.drop_system,
-                           lora_layers=args.lora_layers)
+                           lora_layers=args.lora_layers or None)
     quickstart(s)
     return 0
