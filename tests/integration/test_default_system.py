@@ -113,3 +113,8 @@ def test_run_saves_and_serves_the_dropped_template(tmp_path):
     from lmforge.data.templates import resolve_template
 
     assert engine.template == resolve_template("qwen", engine.tokenizer, "drop")
+    # the GGUF export re-resolves the named built-in the same way
+    from lmforge.export.gguf_export import _template
+    from lmforge.export.source import inspect_source
+
+    assert _template(inspect_source(result.output_dir), engine.tokenizer) == engine.template

@@ -25,17 +25,22 @@ log = logging.getLogger(__name__)
 GGUF_NAME = "model.gguf"
 
 
-def _run_system(src) -> str | None:
-    """The run's ``data.system`` (the default system prompt its rows were rendered with)."""
+def _run_data(src) -> dict:
+    """The run's ``data:`` section as saved with it ({} for a plain model directory)."""
     import yaml
 
     from lmforge.config.constants import RUN_CONFIG_FILE
 
     if src.run_dir is None or not (src.run_dir / RUN_CONFIG_FILE).is_file():
-        return None
+        return {}
     tree = yaml.safe_load((src.run_dir / RUN_CONFIG_FILE).read_text(encoding="utf-8")) or {}
     data = tree.get("data") if isinstance(tree, dict) else None
-    system = data.get("system") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _run_system(src) -> str | None:
+    """The run's ``data.system`` (the default system prompt its rows were rendered with)."""
+    system = _run_data(src).get("system")
     return system if isinstance(system, str) and system else None
 
 
@@ -43,7 +48,10 @@ def _template(src, tokenizer) -> str | None:
     from lmforge.data.templates import resolve_template
 
     if src.base.template != "auto":
-        return resolve_template(src.base.template, tokenizer)
+        # a named built-in, re-resolved as the run trained with it (with or without the
+        # template's default system turn: data.template_system)
+        return resolve_template(src.base.template, tokenizer,
+                                _run_data(src).get("template_system", "keep"))
     template = getattr(tokenizer, "chat_template", None)
     return template.get("default") if isinstance(template, dict) else template
 
