@@ -174,3 +174,21 @@ def test_resume_keeps_the_best_metric_and_the_patience_count(run, tmp_path):
     # one evaluation without improvement was already counted before the interruption
     assert again.metrics["global_step"] == last and again.metrics["early_stopped"]
     assert again.metrics["best_step"] == best
+
+
+def test_eval_cli_scores_a_label_set(run, tmp_path):
+    """``lmforge eval --mode choices --choices ...`` picks among the given answers by likelihood:
+    the run trained to say "yes" picks it over "no" on every prompt."""
+    from lmforge.cli import main
+
+    out, _, _ = run
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"is {w} a word", "response": "yes"}
+                                              for w in WORDS[4:7]])
+    assert main(["eval", str(out), "--data-file", str(data), "--metrics", "accuracy",
+                 "--mode", "choices", "--choices", "yes,no", "--output-dir", str(tmp_path / "c"),
+                 "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "c" / "eval_metrics.json").read_text())
+    assert summary["metrics"]["accuracy"] == 1.0
+    records = [json.loads(x) for x in (tmp_path / "c" / "predictions.jsonl").open()]
+    assert all(r["prediction"] == "yes" and set(r["choice_scores"]) == {"yes", "no"}
+               and r["choice_scores"]["yes"] > r["choice_scores"]["no"] for r in records)

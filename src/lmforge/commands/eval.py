@@ -39,6 +39,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--answer-pattern", metavar="REGEX", help="extract answers (first group)")
     parser.add_argument("--max-samples", type=int, metavar="N", help="evaluate N examples at most")
     parser.add_argument("--max-new-tokens", type=int, metavar="N")
+    parser.add_argument("--mode", choices=["generate", "choices"], help="generate answers "
+                        "(default), or score each allowed answer by its likelihood and pick the "
+                        "best (eval.mode: choices)")
+    parser.add_argument("--choices", metavar="A,B,...", help="the allowed answers for --mode "
+                        "choices (default: the distinct reference answers)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N")
     parser.add_argument("--output-dir", metavar="DIR", help="where predictions.jsonl and "
                         "eval_metrics.json go (default: <run dir>/eval, else ./eval)")

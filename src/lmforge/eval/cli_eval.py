@@ -33,6 +33,10 @@ def eval_config(args, cfg):
             base[key] = getattr(args, key)
     if args.max_new_tokens:
         base.setdefault("generation", {})["max_new_tokens"] = args.max_new_tokens
+    if getattr(args, "mode", None):
+        base["mode"] = args.mode
+    if getattr(args, "choices", None):
+        base["choices"] = [c.strip() for c in args.choices.split(",") if c.strip()]
     try:
         return EvalConfig.model_validate(base)
     except ValidationError as exc:
