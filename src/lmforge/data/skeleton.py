@@ -13,7 +13,8 @@ of characters templates escape, trim or test (quotes, backslashes, newlines, ``<
 mixed case, non-ASCII) come out of the substitution exactly as Jinja renders them. A conversation
 takes Jinja when a content has leading/trailing whitespace (``| trim``), contains the sentinel
 characters or a markup-like string literal of the template (``</think>``, ``<tool_response>``,
-...: what a template could branch on), when it has tools, tool calls or tool results, or a message
+...: what a template could branch on) or equals any string literal of the template (``== 'boom'``),
+when it has tools, tool calls or tool results, or a message
 key beyond role/content that the template names. The encoder also renders the first conversation
 of every shape and every ``VERIFY_EVERY``-th one with Jinja and compares (``encode.py``).
 """
@@ -41,16 +42,23 @@ def _sentinel(i: int) -> str:
     return f"{OPEN}{i}{CLOSE}"
 
 
-def template_markers(template: str) -> list[str]:
-    """Markup-like string literals of a template (a content containing one is rendered slowly)."""
-    out = set()
+def _literals(template: str):
     for m in _LITERAL.finditer(template):
         lit = (m.group(1) if m.group(1) is not None else m.group(2) or "")
-        lit = lit.encode("utf-8").decode("unicode_escape", errors="ignore") if "\\" in lit else lit
-        core = lit.strip()
-        if len(core) >= 2 and _MARKUP & set(core):
-            out.add(core)
-    return sorted(out)
+        yield lit.encode("utf-8").decode("unicode_escape", errors="ignore") if "\\" in lit else lit
+
+
+def template_markers(template: str) -> list[str]:
+    """Markup-like string literals of a template (a content containing one is rendered slowly)."""
+    return sorted({lit.strip() for lit in _literals(template)
+                   if len(lit.strip()) >= 2 and _MARKUP & set(lit.strip())})
+
+
+def template_literals(template: str) -> frozenset[str]:
+    """Every string literal of a template: a content EQUAL to one is rendered slowly (the template
+    may compare contents to it, e.g. ``{% if m['content'] == 'boom' %}``, which the probes of a
+    shape cannot see)."""
+    return frozenset(lit for lit in _literals(template) if lit)
 
 
 class Skeleton:
@@ -94,6 +102,7 @@ class Renderer:
     def __init__(self, template: str, tokenizer):
         self.template, self.tokenizer = template, tokenizer
         self.markers = template_markers(template)
+        self.literals = template_literals(template)
         self._unsafe = re.compile("|".join(map(re.escape, [OPEN, CLOSE, *self.markers]))).search
         self.skeletons: dict[tuple, Skeleton | None] = {}
 
@@ -127,7 +136,8 @@ class Renderer:
     def eligible(self, contents: list[str]) -> bool:
         unsafe = self._unsafe
         for c in contents:
-            if not c or c[0].isspace() or c[-1].isspace() or unsafe(c):  # | trim, markers
+            if not c or c[0].isspace() or c[-1].isspace() or unsafe(c) \
+                    or c in self.literals:  # | trim, markers, == 'literal'
                 return False
         return True
 
@@ -138,7 +148,7 @@ class Renderer:
         for m in conv.messages:  # eligible() and _plain() of every message, in one pass
             c = m["content"]
             if not isinstance(c, str) or not c or c[0].isspace() or c[-1].isspace() \
-                    or unsafe(c) or not self._plain(m):
+                    or unsafe(c) or c in self.literals or not self._plain(m):
                 return None
             contents.append(c)
         sk = self._skeleton(tuple(m["role"] for m in conv.messages))
