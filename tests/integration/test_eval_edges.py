@@ -44,7 +44,8 @@ def test_rope_scaling_reaches_chat_and_serve(ropes, monkeypatch):
     from lmforge.serve import server
 
     engines = []
-    monkeypatch.setattr(repl, "repl", lambda engine, gen, system: engines.append(engine) or 0)
+    monkeypatch.setattr(repl, "repl", lambda engine, gen, system, tools=None:
+                        engines.append(engine) or 0)
     assert main(["chat", "builtin:tiny-llama", "--rope-scaling", "dynamic:2"]) == 0
     _check(ropes, "dynamic", 2.0)
     assert engines[0].model.config.rope_parameters["rope_type"] == "dynamic"
