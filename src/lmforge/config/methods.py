@@ -181,6 +181,9 @@ class PPOMethod(_RLCommon):
     reward_clip: float | None = Field(None, gt=0, description="clip scores to [-c, c]")
     missing_eos_penalty: float | None = Field(None, ge=0, description="subtract this from the "
                                               "score of completions that never end")
+    critic_lr_ratio: float = Field(1.0, gt=0, description="the critic's learning rate (value "
+                                   "head, separate backbone) as a multiple of "
+                                   "train.learning_rate")
     critic: Literal["value_head", "separate"] = Field(
         "value_head", description="value_head: a linear head on the policy's hidden states; "
         "separate: its own copy of the base model with a head")

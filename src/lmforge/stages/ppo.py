@@ -94,12 +94,22 @@ def build_models(ctx, device):
     return policy, reference, head, backbone
 
 
-def _optimizer(args, modules, total_updates: int):
+def _optimizer(args, policy, critic: list, critic_lr_ratio: float, total_updates: int):
+    """One optimizer, two groups: the policy's trainable weights at the run's learning rate, the
+    critic's (value head, separate backbone) at ``critic_lr_ratio`` times it."""
     from transformers import Trainer, get_scheduler
 
-    params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+    def trainable(modules):
+        return [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args)
-    optimizer = cls([{"params": params, "weight_decay": args.weight_decay}], **kwargs)
+    groups = [{"params": trainable([policy]), "weight_decay": args.weight_decay}]
+    owned = {id(p) for p in groups[0]["params"]}
+    critic_params = [p for p in trainable(critic) if id(p) not in owned]
+    if critic_params:
+        groups.append({"params": critic_params, "weight_decay": args.weight_decay,
+                       "lr": args.learning_rate * critic_lr_ratio})
+    optimizer = cls(groups, **kwargs)
     scheduler = get_scheduler(args.lr_scheduler_type, optimizer,
                               num_warmup_steps=args.get_warmup_steps(total_updates),
                               num_training_steps=total_updates)
@@ -144,7 +154,7 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     total = iterations(cfg, len(train.ids))
     mini = m.mini_batch_size or cfg.train.batch_size
     updates = total * m.ppo_epochs * math.ceil(cfg.train.batch_size / mini)
-    optimizer, scheduler = _optimizer(args, [policy, head, backbone], updates)
+    optimizer, scheduler = _optimizer(args, policy, [head, backbone], m.critic_lr_ratio, updates)
     ppo = PPO(policy, head, tokenizer, rewards, m, optimizer, scheduler, args.device, eos_ids,
               cfg.train.max_grad_norm, mini, ref_policy=reference, critic_backbone=backbone,
               seed=cfg.train.seed)
