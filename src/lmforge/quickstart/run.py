@@ -101,7 +101,6 @@ def _first(text: str) -> str | None:
 
 def evaluate(engine, records: list[dict]) -> dict:
     """Macro-F1 / accuracy of greedy answers; returns metrics and per-example predictions."""
-    from lmforge.eval.metrics import accuracy, precision_recall_f1
     from lmforge.infer.progress import bar
 
     chats = [[{"role": "user", "content": r["instruction"]}] for r in records]
@@ -113,18 +112,13 @@ def evaluate(engine, records: list[dict]) -> dict:
     # here "sport, not politics" should count as sport)
     answers = [_first(t) for t in texts]
     answers = [a.lower() if a else None for a in answers]
-    gold = [r["output"] for r in records]
-    prf = precision_recall_f1(answers, gold)
-    return {"macro_f1": prf["f1"], "accuracy": accuracy(answers, gold),
-            "unparseable": prf["unparseable"], "predictions": texts, "answers": answers,
-            "mode": "generate"}
+    return _scored(records, texts, answers, "generate")
 
 
 def evaluate_choices(engine, records: list[dict]) -> dict:
     """Like ``evaluate``, by scoring the five labels (``eval.mode: choices``) instead of
     generating: one prompt pass per batch, the answer is always a label."""
     from lmforge.eval.choices import choose
-    from lmforge.eval.metrics import accuracy, precision_recall_f1
     from lmforge.eval.runner import Sample
     from lmforge.infer.progress import bar
 
@@ -133,11 +127,19 @@ def evaluate_choices(engine, records: list[dict]) -> dict:
     with bar(len(samples), "scoring labels") as advance:
         picked = choose(engine, samples, list(bbc.LABELS), progress=advance)
     answers = [best for best, _ in picked]
+    return _scored(records, answers, answers, "choices")
+
+
+def _scored(records: list[dict], predictions: list[str], answers: list[str | None],
+            mode: str) -> dict:
+    """Macro-F1, accuracy and the unparseable share of ``answers`` against the gold labels."""
+    from lmforge.eval.metrics import accuracy, precision_recall_f1
+
     gold = [r["output"] for r in records]
     prf = precision_recall_f1(answers, gold)
     return {"macro_f1": prf["f1"], "accuracy": accuracy(answers, gold),
-            "unparseable": prf["unparseable"], "predictions": answers, "answers": answers,
-            "mode": "choices"}
+            "unparseable": prf["unparseable"], "predictions": predictions, "answers": answers,
+            "mode": mode}
 
 
 def quickstart(s: QuickstartSettings, console=None) -> dict:
