@@ -11,10 +11,31 @@ import random
 import pytest
 
 from lmforge.data import ragged
-from lmforge.data.checks import compute, compute_ragged, histogram, pad_fraction
+from lmforge.data.checks import compute, compute_ragged
 from lmforge.data.encoders import to_dataset
 
 M = -100
+
+
+def histogram(lengths, bins: int = 10) -> list[dict]:
+    if not lengths:
+        return []
+    lo, hi = min(lengths), max(lengths)
+    width = max(1, -(-(hi - lo + 1) // bins))
+    counts = [0] * (-(-(hi - lo + 1) // width))
+    for n in lengths:
+        counts[(n - lo) // width] += 1
+    return [{"range": [lo + i * width, lo + (i + 1) * width - 1], "count": c}
+            for i, c in enumerate(counts)]
+
+
+def pad_fraction(lengths, batch_size: int) -> float:
+    padded = total = 0
+    for i in range(0, len(lengths), batch_size):
+        batch = lengths[i:i + batch_size]
+        padded += max(batch) * len(batch)
+        total += sum(batch)
+    return round(1 - total / padded, 4) if padded else 0.0
 
 
 def _by_rows(input_ids, labels, batch_size, stop_ids) -> dict:

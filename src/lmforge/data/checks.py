@@ -18,28 +18,33 @@ from lmforge.errors import DataError
 log = logging.getLogger(__name__)
 
 
-def histogram(lengths: Sequence[int], bins: int = 10) -> list[dict]:
+def histogram(lengths, bins: int = 10) -> list[dict]:
     """Equal-width bins from the shortest to the longest example:
-    [{'range': [lo, hi], 'count': n}] (ranges inclusive)."""
-    if not lengths:
+    [{'range': [lo, hi], 'count': n}] (ranges inclusive). ``lengths``: a sequence or array."""
+    import numpy as np
+
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if not len(lengths):
         return []
-    lo, hi = min(lengths), max(lengths)
+    lo, hi = int(lengths.min()), int(lengths.max())
     width = max(1, -(-(hi - lo + 1) // bins))
-    counts = [0] * (-(-(hi - lo + 1) // width))
-    for n in lengths:
-        counts[(n - lo) // width] += 1
-    return [{"range": [lo + i * width, lo + (i + 1) * width - 1], "count": c}
+    counts = np.bincount((lengths - lo) // width, minlength=-(-(hi - lo + 1) // width))
+    return [{"range": [lo + i * width, lo + (i + 1) * width - 1], "count": int(c)}
             for i, c in enumerate(counts)]
 
 
-def pad_fraction(lengths: Sequence[int], batch_size: int) -> float:
+def pad_fraction(lengths, batch_size: int) -> float:
     """Padding share of batches of ``batch_size`` consecutive examples, each padded to its
     longest (the data order given; a shuffled order pads about as much on average)."""
-    padded = total = 0
-    for i in range(0, len(lengths), batch_size):
-        batch = lengths[i:i + batch_size]
-        padded += max(batch) * len(batch)
-        total += sum(batch)
+    import numpy as np
+
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if not len(lengths):
+        return 0.0
+    starts = np.arange(0, len(lengths), batch_size)
+    sizes = np.diff(np.append(starts, len(lengths)))
+    padded = int((np.maximum.reduceat(lengths, starts) * sizes).sum())
+    total = int(lengths.sum())
     return round(1 - total / padded, 4) if padded else 0.0
 
 
@@ -83,36 +88,10 @@ def compute_ragged(offsets, label_offsets, labels, batch_size: int, stop_ids: se
         "length": {"min": int(ordered[0]) if n else 0, "mean": round(total / n, 1)
                    if n else 0.0, "p50": _percentile(ordered, 0.5),
                    "p90": _percentile(ordered, 0.9), "max": int(ordered[-1]) if n else 0},
-        "length_histogram": _histogram(lengths),
-        "pad_fraction": _pad_fraction(lengths, batch_size),
+        "length_histogram": histogram(lengths),
+        "pad_fraction": pad_fraction(lengths, batch_size),
         "batch_size": batch_size,
     }
-
-
-def _histogram(lengths, bins: int = 10) -> list[dict]:
-    """``histogram`` of a numpy array."""
-    import numpy as np
-
-    if not len(lengths):
-        return []
-    lo, hi = int(lengths.min()), int(lengths.max())
-    width = max(1, -(-(hi - lo + 1) // bins))
-    counts = np.bincount((lengths - lo) // width, minlength=-(-(hi - lo + 1) // width))
-    return [{"range": [lo + i * width, lo + (i + 1) * width - 1], "count": int(c)}
-            for i, c in enumerate(counts)]
-
-
-def _pad_fraction(lengths, batch_size: int) -> float:
-    """``pad_fraction`` of a numpy array."""
-    import numpy as np
-
-    if not len(lengths):
-        return 0.0
-    starts = np.arange(0, len(lengths), batch_size)
-    sizes = np.diff(np.append(starts, len(lengths)))
-    padded = int((np.maximum.reduceat(lengths, starts) * sizes).sum())
-    total = int(lengths.sum())
-    return round(1 - total / padded, 4) if padded else 0.0
 
 
 def enforce(stats: dict, split: str = "train") -> None:
