@@ -1,5 +1,5 @@
 """Packing on Arrow columns (``packing.pack_dataset`` via ``pack_arrays``) builds exactly the
-dataset the list implementation (``pack_rows`` + ``Dataset.from_dict``) builds: same rows, same
+dataset the plain list definition below (``_pack_lists`` + ``Dataset.from_dict``) builds: same rows, same
 types, same statistics, for empty, short, exact-fit and over-long examples, and for a dataset
 seen through a selection (``Dataset.select`` keeps an indices mapping)."""
 
@@ -11,7 +11,7 @@ import datasets
 import pytest
 
 from lmforge.data.encoders import to_dataset
-from lmforge.data.packing import pack_dataset, pack_rows
+from lmforge.data.packing import IGNORE, PackStats, best_fit_decreasing, pack_dataset
 
 
 def _columns(n: int, seed: int, max_length: int) -> dict:
@@ -23,8 +23,34 @@ def _columns(n: int, seed: int, max_length: int) -> dict:
     return {"input_ids": ids, "labels": labels, "where": [f"f.jsonl:{i}" for i in range(n)]}
 
 
+def _pack_lists(input_ids, labels, max_length: int):
+    """Packing written out with Python lists: over-long examples cut into block-sized pieces,
+    best-fit-decreasing bins, data order within a block, first label of each example masked."""
+    pieces, stats = [], PackStats(examples=len(input_ids))
+    for ids, lab in zip(input_ids, labels):
+        if len(ids) > max_length:
+            stats.split += 1
+        pieces += [(ids[s:s + max_length], lab[s:s + max_length])
+                   for s in range(0, len(ids), max_length)]
+    bins = best_fit_decreasing([len(p[0]) for p in pieces], max_length)
+    rows = {"input_ids": [], "labels": [], "position_ids": []}
+    for members in bins:
+        row_ids, row_labels, row_pos = [], [], []
+        for i in sorted(members):
+            ids, lab = pieces[i]
+            row_ids += ids
+            row_labels += [IGNORE] + lab[1:]
+            row_pos += list(range(len(ids)))
+        rows["input_ids"].append(row_ids)
+        rows["labels"].append(row_labels)
+        rows["position_ids"].append(row_pos)
+    stats.blocks, stats.tokens = len(bins), sum(len(p[0]) for p in pieces)
+    stats.fill = stats.tokens / max(1, stats.blocks * max_length)
+    return rows, stats
+
+
 def _reference(columns: dict, max_length: int):
-    rows, stats = pack_rows(columns["input_ids"], columns["labels"], max_length)
+    rows, stats = _pack_lists(columns["input_ids"], columns["labels"], max_length)
     return datasets.Dataset.from_dict(rows), stats
 
 

@@ -36,7 +36,7 @@ class PadCollator:
 
 @dataclass
 class PackedCollator:
-    """Rows from ``packing.pack_rows`` (one row per block): pads rows to the longest block with
+    """Rows from ``packing.pack_rows`` / ``pack_dataset`` (one row per block): pads rows to the longest block with
     a pad segment of its own (positions restart at 0, labels -100) and emits NO attention_mask,
     so transformers derives the block-diagonal mask from ``position_ids`` (see data/packing.py).
     ``flash_varlen`` adds the cumulative sequence lengths flash-attention's varlen kernels use:

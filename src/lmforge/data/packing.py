@@ -49,12 +49,6 @@ def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
     return bins
 
 
-def split_long(ids: list[int], labels: list[int], max_length: int) -> list[tuple[list, list]]:
-    """Cut a sequence longer than a block into block-sized pieces (pretraining documents)."""
-    return [(ids[s:s + max_length], labels[s:s + max_length])
-            for s in range(0, len(ids), max_length)]
-
-
 @dataclass
 class PackStats:
     examples: int = 0
@@ -67,37 +61,22 @@ class PackStats:
 
 def pack_rows(input_ids: list[list[int]], labels: list[list[int]], max_length: int
               ) -> tuple[dict[str, list], PackStats]:
-    """Pack encoded examples into rows with ``input_ids``, ``labels``, ``position_ids``."""
-    pieces: list[tuple[list, list]] = []
-    stats = PackStats(examples=len(input_ids))
-    for ids, lab in zip(input_ids, labels):
-        if not ids:
-            continue
-        if len(ids) > max_length:
-            stats.split += 1
-            pieces.extend(split_long(list(ids), list(lab), max_length))
-        else:
-            pieces.append((list(ids), list(lab)))
-    bins = best_fit_decreasing([len(p[0]) for p in pieces], max_length)
-    rows: dict[str, list] = {"input_ids": [], "labels": [], "position_ids": []}
-    for members in bins:
-        row_ids, row_labels, row_pos = [], [], []
-        for i in sorted(members):  # within a block keep the data order
-            ids, lab = pieces[i]
-            row_ids += ids
-            row_labels += [IGNORE] + lab[1:]
-            row_pos += list(range(len(ids)))
-        rows["input_ids"].append(row_ids)
-        rows["labels"].append(row_labels)
-        rows["position_ids"].append(row_pos)
-    stats.blocks = len(bins)
-    stats.tokens = sum(len(p[0]) for p in pieces)
-    stats.fill = stats.tokens / max(1, stats.blocks * max_length)
-    return rows, stats
+    """Pack encoded examples (lists) into rows with ``input_ids``, ``labels``, ``position_ids``:
+    ``pack_arrays`` on lists."""
+    from lmforge.data import ragged
+
+    offsets, ids = ragged.from_lists(input_ids)
+    _, flat_labels = ragged.from_lists(labels)
+    (rows, *columns), stats = pack_arrays(offsets, ids, flat_labels, max_length)
+    bounds = rows.tolist()
+    return {k: [v[i:j].tolist() for i, j in zip(bounds, bounds[1:])]
+            for k, v in zip(("input_ids", "labels", "position_ids"), columns)}, stats
 
 
 def pack_arrays(offsets, ids, labels, max_length: int):
-    """``pack_rows`` on ragged arrays (``ragged.py``): the same blocks, as (row offsets, ids
+    """Packing on ragged arrays (``ragged.py``): over-long examples cut into block-sized
+    pieces, pieces placed by ``best_fit_decreasing`` (data order kept within a block), labels of
+    each example's first token masked, positions restarting per example. Returns (row offsets, ids
     (int32, as ``Dataset.from_dict`` stores input_ids), labels, position_ids (int64)), and the
     PackStats."""
     import itertools
@@ -131,7 +110,7 @@ def pack_arrays(offsets, ids, labels, max_length: int):
 
 def pack_dataset(ds, max_length: int, name: str = "train"):
     """A ``datasets.Dataset`` with input_ids/labels -> the packed Dataset (plus position_ids):
-    the rows of ``pack_rows``, with ``Dataset.from_dict``'s types."""
+    the rows of ``pack_arrays``, with ``Dataset.from_dict``'s types."""
     import datasets
     import pyarrow as pa
 
