@@ -80,11 +80,16 @@ def test_without_use_cpu_the_gpu_facts_are_chosen(pretend_gpu, tmp_path, monkeyp
     assert fp32.dtype == "float32" and fp32.attention is None and fp32.precision == "fp32"
 
 
-def test_gpu_only_settings_with_use_cpu_are_errors_that_say_why(pretend_gpu, tmp_path):
+def test_gpu_only_settings_with_use_cpu_are_errors_that_say_why(pretend_gpu, tmp_path,
+                                                                monkeypatch):
+    from lmforge.training import device
     from lmforge.training.device import decide
 
-    with pytest.raises(ConfigError, match="train.use_cpu is set"):
+    monkeypatch.setattr(device, "cpu_native_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="train.use_cpu is set and this CPU has neither"):
         decide(_cfg(tmp_path, use_cpu=True, precision="bf16"))
+    with pytest.raises(ConfigError, match="'fp16' needs a GPU and train.use_cpu is set"):
+        decide(_cfg(tmp_path, use_cpu=True, precision="fp16"))
     with pytest.raises(ModelError, match="flash_attention_2 needs a CUDA GPU and this run is on "
                                          "the CPU"):
         decide(_cfg(tmp_path, model={"attn_implementation": "flash_attention_2"}, use_cpu=True))
@@ -154,3 +159,47 @@ def test_gpu_decided_in_one_place_and_training_loads_pass_the_facts():
         if rel.startswith(("training/", "stages/")):
             for call in _calls(ast.parse(text), "load_model"):
                 assert any(k.arg == "facts" for k in call.keywords), f"{rel}:{call.lineno}"
+
+
+def test_bf16_on_a_cpu_with_native_bf16_is_autocast_over_float32_weights(hf_imported, tmp_path,
+                                                                         monkeypatch):
+    """AMX / AVX512-BF16 CPUs: train.precision bf16 is allowed (transformers autocasts on the
+    CPU), the weights stay float32; auto stays fp32 on the CPU (exact, reproducible)."""
+    from lmforge.training import device
+    from lmforge.training.args import build_arguments
+
+    monkeypatch.setattr(device, "gpu_present", lambda: False)
+    monkeypatch.setattr(device, "cpu_native_bf16", lambda: True)
+    cfg = _cfg(tmp_path, precision="bf16")
+    facts = device.decide(cfg)
+    assert facts.precision == "bf16" and facts.dtype == "float32" and facts.use_cpu
+    assert facts.training_kwargs() == {"use_cpu": True, "bf16": True, "fp16": False}
+    args = build_arguments(cfg, has_eval=False)
+    assert args.bf16 and args.use_cpu and args.device.type == "cpu"
+    assert device.decide(_cfg(tmp_path)).precision == "fp32"
+    monkeypatch.setattr(device, "cpu_native_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="there is no CUDA GPU and this CPU has neither"):
+        device.decide(cfg)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    from lmforge.training.device import cpu_native_bf16
+
+    flags = "processor\t: 0\nflags\t\t: fpu sse avx512f {}\n"
+    for extra, want in (("avx512_bf16", True), ("amx_bf16 amx_tile", True), ("avx2", False)):
+        (tmp_path / "cpuinfo").write_text(flags.format(extra))
+        assert cpu_native_bf16(str(tmp_path / "cpuinfo")) is want
+    assert cpu_native_bf16(str(tmp_path / "missing")) is False
+
+
+def test_inference_precision(monkeypatch):
+    from lmforge.training import device
+
+    monkeypatch.setattr(device, "cpu_native_bf16", lambda: True)
+    assert device.inference_precision("bf16", on_gpu=False) == "bf16"
+    assert device.inference_precision("bf16", on_gpu=True) == "fp32"  # the weights' dtype rules
+    monkeypatch.setattr(device, "cpu_native_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="needs native bf16"):
+        device.inference_precision("bf16", on_gpu=False)
+    with pytest.raises(ConfigError, match="not one of fp32, bf16"):
+        device.inference_precision("fp16", on_gpu=False)

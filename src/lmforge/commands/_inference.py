@@ -21,6 +21,21 @@ def add_model_arguments(parser, required: bool = True) -> None:
                         "was trained with)")
     parser.add_argument("--system", help="system prompt for chats that have none (default: the "
                         "run's data.system)")
+    add_precision_argument(parser)
+
+
+def add_precision_argument(parser) -> None:
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: autocast on a CPU with native bf16 (AMX / AVX512-BF16), ~2.4x "
+                        "faster forward passes, bf16 rounding (default fp32; a GPU uses the "
+                        "weights' dtype)")
+
+
+def precision_kwargs(args) -> dict:
+    """``precision=`` for ``Engine.load`` when a flag asked for one (engines without it then
+    refuse it clearly instead of ignoring it)."""
+    precision = getattr(args, "precision", "fp32")
+    return {} if precision == "fp32" else {"precision": precision}
 
 
 def add_generation_arguments(parser) -> None:
@@ -41,7 +56,8 @@ def load_engine(args, batch_size: int = 8):
 
     return ChatEngine.load(args.model, adapter=args.adapter, template=args.template,
                            batch_size=batch_size,
-                           rope_scaling=parse(getattr(args, "rope_scaling", None)))
+                           rope_scaling=parse(getattr(args, "rope_scaling", None)),
+                           **precision_kwargs(args))
 
 
 def read_tools(path: str) -> list[dict]:

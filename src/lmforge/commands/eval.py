@@ -45,6 +45,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--choices", metavar="A,B,...", help="the allowed answers for --mode "
                         "choices (default: the distinct reference answers)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N")
+    from lmforge.commands._inference import add_precision_argument
+
+    add_precision_argument(parser)
     parser.add_argument("--output-dir", metavar="DIR", help="where predictions.jsonl and "
                         "eval_metrics.json go (default: <run dir>/eval, else ./eval)")
     parser.add_argument("--compare", metavar="BASE_MODEL", help="also evaluate this (base) model "

@@ -8,6 +8,7 @@ YAML (train, validate, eval, data, sweep)."""
 from __future__ import annotations
 
 from lmforge.commands._rope import add_rope_argument
+from lmforge.commands._inference import add_precision_argument
 
 HELP = "predict answers for a JSONL of prompts (resumable; --votes K for majority voting)"
 
@@ -44,6 +45,7 @@ def add_arguments(parser) -> None:
                         "except with --votes)")
     parser.add_argument("--seed", type=int, help="seed for sampling (default 0 with --votes)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N")
+    add_precision_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     from lmforge.infer.vllm_backend import add_backend_argument
 
@@ -109,8 +111,11 @@ def run(args) -> int:
             raise ConfigError(f"--answer-pattern: not a valid regular expression: {exc}",
                               "the answer is the first group, e.g. '答案是：([A-D])'") from None
     gen = _generation(args, run_cfg)
+    from lmforge.commands._inference import precision_kwargs
+
     engine = engine_cls.load(args.model, adapter=args.adapter, template=args.template,
-                             batch_size=args.batch_size, rope_scaling=rope)
+                             batch_size=args.batch_size, rope_scaling=rope,
+                             **precision_kwargs(args))
     with bar(len(items), "predict", not args.no_progress) as advance:
         counts = predict(engine, items, Path(args.output), gen, args.votes, pattern, advance,
                          Retry(args.retries, args.fallback))

@@ -30,6 +30,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lora-layers", type=int, metavar="N", default=10,
                         help="LoRA on the last N layers only (adapter.layers_to_transform: -N; "
                         "default 10 of 30; 0: every layer)")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="auto (default): bf16 autocast where the CPU multiplies bf16 "
+                        "natively (AMX / AVX512-BF16) or the GPU has it, else fp32")
+    parser.add_argument("--sentences", type=int, default=2,
+                        help="sentences of each article after its title (the model input)")
     parser.add_argument("--no-export", action="store_true", help="skip the merged export")
 
 
@@ -44,6 +49,7 @@ def run(args) -> int:
                            eval_size=args.eval_size, train_size=args.train_size,
                            learning_rate=args.lr, seed=args.seed, export=not args.no_export,
                            eval_mode=args.eval_mode, drop_system=args.drop_system,
-                           lora_layers=args.lora_layers or None)
+                           lora_layers=args.lora_layers or None, precision=args.precision,
+                           sentences=args.sentences)
     quickstart(s)
     return 0

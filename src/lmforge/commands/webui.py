@@ -30,6 +30,7 @@ def run(args) -> int:
 
     setup()
     holder = Holder()
+    holder.precision = args.precision
     if args.model:
         engine = holder.load(args.model, args.adapter, args.template)
         holder.use(engine, generation(args, engine), default_system(args, engine))

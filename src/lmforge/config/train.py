@@ -28,7 +28,8 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
     seed: int = Field(42, description="seed for initialisation, dropout and data order")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="mixed precision; 'auto' = fp32 on CPU, bf16 on a GPU that has it")
+        "auto", description="mixed precision; 'auto' = fp32 on CPU, bf16 on a GPU that has it; "
+        "'bf16' also on a CPU with native bf16 (AVX512-BF16/AMX: autocast, ~1.7x faster)")
     save_steps: int = Field(500, ge=1, description="save a checkpoint every N steps")
     save_total_limit: int | None = Field(None, ge=1, description="keep at most N checkpoints")
     eval_steps: int | None = Field(None, ge=1, description="evaluate every N steps (default: "

@@ -103,7 +103,7 @@ def _cached(engine, rows: list[Pairs]) -> list[list[float]]:
     n = len(rows[0])
     answers = [a for pairs in rows for _, a in pairs]
     steps = max(len(a) for a in answers)
-    with torch.no_grad():
+    with torch.no_grad(), engine.autocast():
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                     logits_to_keep=1)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts answer token 0

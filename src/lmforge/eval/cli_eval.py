@@ -69,9 +69,11 @@ def _engine(path: str, args, adapter: str | None = None, template: str | None = 
 
     from lmforge.commands._rope import parse
 
+    from lmforge.commands._inference import precision_kwargs
+
     cls = engine_class(getattr(args, "backend", "transformers"), "lmforge eval")
     return cls.load(path, adapter=adapter, template=template, batch_size=args.batch_size,
-                           rope_scaling=parse(args.rope_scaling))
+                    rope_scaling=parse(args.rope_scaling), **precision_kwargs(args))
 
 
 def _free(engine) -> None:

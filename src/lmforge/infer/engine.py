@@ -32,9 +32,15 @@ from lmforge.infer.util import until_stop as _until_stop
 
 class ChatEngine:
     def __init__(self, model, tokenizer, template: str | None, name: str = "model",
-                 batch_size: int = 8, max_prompt_tokens: int | None = None):
+                 batch_size: int = 8, max_prompt_tokens: int | None = None,
+                 precision: str = "fp32"):
+        from lmforge.training.device import inference_precision
+
         self.model, self.tokenizer, self.template, self.name = model, tokenizer, template, name
         self.batch_size = batch_size
+        # bf16: autocast on a CPU with native bf16 (2.4x a forward pass); a GPU runs the weights'
+        # own dtype (bfloat16 by default there)
+        self.precision = inference_precision(precision, self.device.type == "cuda")
         self.max_prompt_tokens = max_prompt_tokens
         self.stop_ids = self._stop_ids()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
@@ -89,6 +95,13 @@ class ChatEngine:
         return next(self.model.parameters()).device
 
     # ---- prompts ---------------------------------------------------------------------------
+    def autocast(self):
+        """The context every forward pass runs under: bf16 autocast when the engine's precision
+        is bf16 (a CPU with native bf16), else nothing."""
+        from lmforge.training.device import cpu_autocast
+
+        return cpu_autocast(self.precision)
+
     def render(self, messages: list[dict], tools=None) -> str:
         """The prompt text of a chat, ending where the assistant's answer starts (``tools``: the
         JSON schemas a tool-calling template lists; refused by a template without tools)."""
@@ -177,7 +190,7 @@ class ChatEngine:
         import torch
 
         input_ids, mask = self._left_pad(rows)
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             seqs = self.model.generate(input_ids=input_ids, attention_mask=mask,
                                        **self._kwargs(g, stop))
         new = seqs[:, input_ids.shape[1]:].tolist()
@@ -229,7 +242,8 @@ class ChatEngine:
 
         def work():
             try:
-                with self.lock, _eval_mode(self.model), seeded(g.seed, self.device):
+                with self.lock, _eval_mode(self.model), seeded(g.seed, self.device), \
+                        self.autocast():
                     result.append(self.model.generate(
                         input_ids=input_ids, attention_mask=mask, streamer=streamer,
                         stopping_criteria=cancel.criteria(), **self._kwargs(g, list(stop))))
@@ -276,7 +290,7 @@ class ChatEngine:
         keep = max(len(c) for _, c in pairs) + 1
         input_ids, mask = self._left_pad(rows)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             try:
                 logits = self.model(input_ids=input_ids, attention_mask=mask,
                                     position_ids=positions, logits_to_keep=keep).logits

@@ -58,6 +58,10 @@ class VLLMEngine(ChatEngine):
             raise ModelError(f"{adapter or root}: vLLM loads full models, not adapters",
                              f"merge first: lmforge export {adapter or root} --out MERGED "
                              "--merge, then use MERGED")
+        if kwargs.pop("precision", "fp32") != "fp32":
+            raise ModelError("--precision is for the transformers backend (CPU autocast); vLLM "
+                             "computes in the weights' dtype", "drop --precision with "
+                             "--backend vllm")
         if rope_scaling is not None:
             raise ModelError("--rope-scaling is not supported with --backend vllm",
                              "set rope_scaling in the model's config.json")

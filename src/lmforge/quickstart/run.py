@@ -47,6 +47,7 @@ class QuickstartSettings:
     eval_mode: str = "choices"  # the tuned row: choices (eval.mode: choices), or generate
     drop_system: bool = True  # data.template_system: drop (training and the tuned row)
     lora_layers: int | None = 10  # adapter.layers_to_transform: -N (the last N layers)
+    precision: str = "auto"  # auto: bf16 where the CPU has native bf16 (train.precision), or fp32
     timings: dict = field(default_factory=dict)
     data_report: dict = field(default_factory=dict)
 
@@ -65,13 +66,26 @@ def run_config(s: QuickstartSettings, train_file: Path, eval_file: Path) -> dict
         "train": {"output_dir": str(s.output / "run"), "max_steps": s.max_steps,
                   "batch_size": s.batch_size, "learning_rate": s.learning_rate,
                   "warmup_ratio": 0.1, "lr_scheduler": "cosine", "save_steps": s.max_steps,
-                  "logging_steps": 5, "seed": s.seed,
+                  "logging_steps": 5, "seed": s.seed, "precision": resolved_precision(s),
                   "overwrite": True},  # a demo: each invocation starts its run over
         "eval": {"metrics": ["f1", "accuracy"], "answer_pattern": ANSWER_PATTERN,
                  "generation": {"max_new_tokens": MAX_NEW_TOKENS},
                  **({"mode": "choices", "choices": list(bbc.LABELS)}
                     if s.eval_mode == "choices" else {})},
     }
+
+
+def resolved_precision(s: QuickstartSettings) -> str:
+    """``s.precision``, with auto = bf16 autocast on a CPU that multiplies bf16 natively (AMX /
+    AVX512-BF16: training 1.7x, scoring 2.4x faster), bf16 on a GPU that has it, else fp32."""
+    from lmforge.training.device import _bf16_supported, cpu_native_bf16
+    from lmforge.utils.gpu import gpu_present
+
+    if s.precision != "auto":
+        return s.precision
+    if gpu_present():
+        return "bf16" if _bf16_supported() else "fp32"
+    return "bf16" if cpu_native_bf16() else "fp32"
 
 
 def prepare_data(s: QuickstartSettings) -> tuple[Path, Path, list[dict]]:
@@ -166,7 +180,8 @@ def quickstart(s: QuickstartSettings, console=None) -> dict:
     # the model as shipped: its own template, default system turn included (dropping it, as
     # training does, lowers the untuned score: 0.101 instead of 0.20-0.26, which would flatter
     # the gain)
-    base = ChatEngine.load(MODEL, batch_size=16)
+    precision = resolved_precision(s)
+    base = ChatEngine.load(MODEL, batch_size=16, precision=precision)
     before = evaluate(base, eval_records)
     del base
     s.timings["eval_untuned_s"] = time.perf_counter() - t0
@@ -176,7 +191,7 @@ def quickstart(s: QuickstartSettings, console=None) -> dict:
     s.timings["train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    tuned = ChatEngine.load(str(result.output_dir), batch_size=16)
+    tuned = ChatEngine.load(str(result.output_dir), batch_size=16, precision=precision)
     after = (evaluate_choices if s.eval_mode == "choices" else evaluate)(tuned, eval_records)
     del tuned
     s.timings["eval_tuned_s"] = time.perf_counter() - t0
@@ -228,7 +243,8 @@ def _summary(s, before, after, records, result, merged) -> dict:
         "untuned": {k: before[k] for k in ("macro_f1", "accuracy", "unparseable", "mode")},
         "tuned": {k: after[k] for k in ("macro_f1", "accuracy", "unparseable", "mode")},
         "data": s.data_report,
-        "eval_articles": len(records), "train_steps": s.max_steps, "batch_size": s.batch_size,
+        "eval_articles": len(records), "precision": resolved_precision(s),
+        "train_steps": s.max_steps, "batch_size": s.batch_size,
         "run_dir": str(result.output_dir), "merged_dir": str(merged) if merged else None,
         "train_loss": result.metrics.get("train_loss"), "timings_s": s.timings,
         "tuned_confusion": confusion([r["output"] for r in records], after["answers"]),
@@ -253,7 +269,8 @@ def _print(console, summary: dict, s: QuickstartSettings) -> None:
         console.print(f"[dim]{ex['article']}…[/]\n  gold [bold]{ex['gold']}[/]  untuned "
                       f"{ex['untuned']!r}  tuned [bold]{ex['tuned']!r}[/]")
     run_dir, merged = summary["run_dir"], summary["merged_dir"]
-    console.print(f"\nwall time {s.timings['total_s']:.0f} s; adapter in [bold]{run_dir}[/]"
+    console.print(f"\nwall time {s.timings['total_s']:.0f} s ({summary['precision']}); "
+                  f"adapter in [bold]{run_dir}[/]"
                   + (f", merged model in [bold]{merged}[/]" if merged else ""))
     console.print("next:\n"
                   f"  lmforge chat {merged or run_dir}\n"

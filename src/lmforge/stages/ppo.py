@@ -3,8 +3,9 @@
 Models: the policy (base + the configured adapter); the reference policy is the same model with
 its adapter disabled when there is a peft adapter (no second copy), else a frozen copy of the
 base; the critic is a value head on the policy's hidden states, or a separate backbone + head.
-One iteration = ``train.batch_size`` prompts -> one completion each -> ``ppo.ppo_epochs`` passes of
-mini-batch updates. ``train.max_steps`` counts iterations (default: epochs over the prompts).
+One iteration = ``train.batch_size`` completions (``ppo.num_generations`` per prompt) ->
+``ppo.ppo_epochs`` passes of mini-batch updates. ``train.max_steps`` counts iterations (default:
+epochs over the prompts).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def build_args(cfg: RunConfig, has_eval: bool):
     from lmforge.training.args import build_arguments
 
     args = build_arguments(cfg, has_eval)
+    k = cfg.method().num_generations
+    if cfg.train.batch_size % k:
+        raise ConfigError(f"train.batch_size ({cfg.train.batch_size}) counts completions and "
+                          f"must be a multiple of ppo.num_generations ({k})")
     if args.fp16:
         raise ConfigError("train.precision: fp16 is not supported by stage ppo; use bf16 or fp32")
     if cfg.adapter.type == "adalora":
@@ -117,12 +122,13 @@ def _optimizer(args, policy, critic: list, critic_lr_ratio: float, total_updates
 
 
 def iterations(cfg: RunConfig, n_prompts: int) -> int:
-    """``train.max_steps``, else the epochs over the prompts (``train.batch_size`` per process)."""
+    """``train.max_steps``, else the epochs over the prompts (``train.batch_size`` completions
+    = ``batch_size / ppo.num_generations`` prompts per process)."""
     from lmforge.rl.parallel import world_size
 
     if cfg.train.max_steps > 0:
         return cfg.train.max_steps
-    per_step = cfg.train.batch_size * world_size()
+    per_step = cfg.train.batch_size // cfg.method().num_generations * world_size()
     return max(1, math.ceil(n_prompts / per_step * cfg.train.epochs))
 
 
@@ -135,6 +141,7 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     from lmforge.data.prompts import turn_template
     from lmforge.training import common
     from lmforge.training.context import start
+    from lmforge.training.device import cpu_autocast
     from lmforge.training.preference_common import flat_stats
 
     ctx = start(cfg)  # the callbacks go to the loop's events (below), not to a Trainer
@@ -158,8 +165,11 @@ def run(cfg: RunConfig, *, callbacks=()) -> RunResult:
     ppo = PPO(policy, head, tokenizer, rewards, m, optimizer, scheduler, args.device, eos_ids,
               cfg.train.max_grad_norm, mini, ref_policy=reference, critic_backbone=backbone,
               seed=cfg.train.seed)
-    history, seconds = run_loop(ppo, train, evals, cfg, out, total,
-                                common.resume_checkpoint(cfg), cfg.eval.max_samples, events)
+    # bf16 on a CPU with native bf16: autocast over float32 weights (a GPU's bf16 run already
+    # holds bfloat16 weights); the Trainer stages get the same from accelerate
+    with cpu_autocast(ctx.facts.precision if ctx.facts.use_cpu else "fp32"):
+        history, seconds = run_loop(ppo, train, evals, cfg, out, total,
+                                    common.resume_checkpoint(cfg), cfg.eval.max_samples, events)
     save_final(ppo, tokenizer, out)
     return finish(out, history, seconds, dict(counts, **flat_stats(data_stats),
                                               **(watch.summary() if watch else {})))

@@ -22,13 +22,14 @@ class Holder:
         self.gen = None
         self.system: str | None = None
         self.lock = threading.Lock()
+        self.precision = "fp32"  # --precision: every model this UI loads computes so
 
     def load(self, path: str, adapter: str | None = None, template: str | None = None):
         from lmforge.config.eval import GenerationConfig
         from lmforge.infer.engine import ChatEngine, options
 
         engine = ChatEngine.load(path, adapter=adapter or None, template=template or None,
-                                 batch_size=1)
+                                 batch_size=1, precision=self.precision)
         run_cfg = engine.run_config
         base = run_cfg.eval.generation if run_cfg is not None else GenerationConfig()
         with self.lock:
