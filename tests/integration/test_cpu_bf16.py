@@ -70,3 +70,32 @@ def test_bf16_engine_generates_and_scores_like_fp32(tiny_model_dir):
     want, got = fp32.loglikelihood(pairs)[0], bf16.loglikelihood(pairs)[0]
     assert len(want) == len(got)
     assert max(abs(a - b) for a, b in zip(want, got)) < 0.1  # bf16 rounding of the logits
+
+
+def test_ppo_loop_runs_under_bf16_autocast(tmp_path):
+    """lmforge's own PPO loop (no Trainer, so no accelerate autocast) autocasts itself: the
+    policy's logits are bf16 during the run, its weights float32, the rewards finite."""
+    import math
+
+    import torch
+
+    from lmforge import stages
+    from tests.integration.rl_toys import config, example, prompt_data, write_rewards
+
+    seen = set()
+    rewards = write_rewards(tmp_path)
+    cfg = config(example("ppo"), tmp_path, data=prompt_data(tmp_path),
+                 ppo={"reward_functions": [f"{rewards}:digit_share"], "diagnostic_samples": 0},
+                 train={"max_steps": 2, "batch_size": 4, "save_steps": 2, "precision": "bf16"})
+
+    from transformers import TrainerCallback
+
+    class Watch(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            model.get_output_embeddings().register_forward_hook(
+                lambda m, a, out: seen.add((out.dtype, m.weight.dtype)))
+
+    result = stages.run(cfg, callbacks=[Watch()])
+    assert (torch.bfloat16, torch.float32) in seen
+    rewards_logged = [h["reward_mean"] for h in result.log_history if "reward_mean" in h]
+    assert rewards_logged and all(math.isfinite(r) for r in rewards_logged)

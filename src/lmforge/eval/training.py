@@ -60,7 +60,12 @@ class GenerationMetrics(TrainerCallback):
         from lmforge.eval.runner import evaluate
         from lmforge.infer.engine import ChatEngine
 
-        engine = ChatEngine(model, self.tokenizer, self.template, batch_size=self.batch_size)
+        from lmforge.training.device import decide
+
+        # a bf16 run on a CPU with native bf16 generates under the same autocast it trains with
+        precision = "bf16" if decide(self.cfg).precision == "bf16" else "fp32"
+        engine = ChatEngine(model, self.tokenizer, self.template, batch_size=self.batch_size,
+                            precision=precision)
         log.info("generating answers to %d eval examples for %s", len(self.samples),
                  ", ".join(self.names))
         return evaluate(engine, self.samples, self.cfg.eval, self.names)
