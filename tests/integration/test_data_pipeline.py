@@ -158,7 +158,7 @@ def test_second_build_hits_the_cache(tmp_path, tiny_tokenizer, chatml, monkeypat
     def boom(*a, **k):
         raise AssertionError("tokenized again")
 
-    monkeypatch.setattr(encoders, "encode_conversations", boom)
+    monkeypatch.setattr(encoders, "encode_rows", boom)
     monkeypatch.setattr(pipeline, "load_examples", boom)
     second = pipeline.build(cfg, tiny_tokenizer, chatml)
     assert second.stats["cache_hit"] is True

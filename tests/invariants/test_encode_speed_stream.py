@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from lmforge.data import batch_tokenize, encode
+from lmforge.data import batch_tokenize, encode, labels
 from lmforge.data.encode import Settings, encode_conversation, encode_conversations
 from lmforge.data.types import Conversation
 from tests.invariants.test_fast_encode import SETTINGS, _conversations
@@ -110,9 +110,9 @@ def test_offsets_out_of_order_in_a_later_chunk_relabel_every_text(tiny_tokenizer
         return len(seen) != 3
 
     scans = []
-    real_owners = encode.token_owners
+    real_owners = labels.token_owners
     monkeypatch.setattr(batch_tokenize, "ordered", ordered)
-    monkeypatch.setattr(encode, "token_owners", lambda o, s: scans.append(1) or real_owners(o, s))
+    monkeypatch.setattr(labels, "token_owners", lambda o, s: scans.append(1) or real_owners(o, s))
     rows, _ = _rows(convs, tiny_tokenizer, template, SETTINGS[1], threads=2)
     assert len(scans) == len(convs)  # every text took the linear scan
     assert rows == _one_by_one(convs, tiny_tokenizer, template, SETTINGS[1])

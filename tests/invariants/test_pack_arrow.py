@@ -1,10 +1,13 @@
 """Packing on Arrow columns (``packing.pack_dataset`` via ``pack_arrays``) builds exactly the
 dataset the plain list definition below (``_pack_lists`` + ``Dataset.from_dict``) builds: same rows, same
 types, same statistics, for empty, short, exact-fit and over-long examples, and for a dataset
-seen through a selection (``Dataset.select`` keeps an indices mapping)."""
+seen through a selection (``Dataset.select`` keeps an indices mapping). The bins themselves
+(``packing.best_fit_decreasing``) are those of best-fit-decreasing written out plainly
+(``_best_fit_plain``)."""
 
 from __future__ import annotations
 
+import bisect
 import random
 
 import datasets
@@ -23,6 +26,40 @@ def _columns(n: int, seed: int, max_length: int) -> dict:
     return {"input_ids": ids, "labels": labels, "where": [f"f.jsonl:{i}" for i in range(n)]}
 
 
+def _best_fit_plain(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Longest items first, each into the fullest bin that still has room (ties: the input
+    order, then the bin opened first)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    bins: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # sorted (remaining capacity, bin index)
+    for i in order:
+        n = lengths[i]
+        at = bisect.bisect_left(free, (n, -1))
+        if at < len(free):
+            room, b = free.pop(at)
+        else:
+            room, b = capacity, len(bins)
+            bins.append([])
+        bins[b].append(i)
+        if room - n > 0:
+            bisect.insort(free, (room - n, b))
+    return bins
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_best_fit_decreasing_equals_the_plain_definition(seed):
+    rng = random.Random(seed)
+    capacity = rng.choice([1, 7, 64, 512])
+    lengths = [rng.choice([0, 1, capacity, rng.randint(1, capacity)]) if rng.random() < 0.2
+               else rng.randint(1, capacity) for _ in range(rng.randint(0, 3000))]
+    assert best_fit_decreasing(lengths, capacity) == _best_fit_plain(lengths, capacity)
+
+
+def test_an_item_over_capacity_is_refused():
+    with pytest.raises(ValueError, match="item 1 has length 9 > block capacity 8"):
+        best_fit_decreasing([3, 9, 2], 8)
+
+
 def _pack_lists(input_ids, labels, max_length: int):
     """Packing written out with Python lists: over-long examples cut into block-sized pieces,
     best-fit-decreasing bins, data order within a block, first label of each example masked."""
@@ -32,7 +69,7 @@ def _pack_lists(input_ids, labels, max_length: int):
             stats.split += 1
         pieces += [(ids[s:s + max_length], lab[s:s + max_length])
                    for s in range(0, len(ids), max_length)]
-    bins = best_fit_decreasing([len(p[0]) for p in pieces], max_length)
+    bins = _best_fit_plain([len(p[0]) for p in pieces], max_length)
     rows = {"input_ids": [], "labels": [], "position_ids": []}
     for members in bins:
         row_ids, row_labels, row_pos = [], [], []

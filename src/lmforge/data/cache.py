@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 _HASH_LIMIT = 256 << 20
 _CODE = ("encode.py", "render.py", "formats.py", "sources.py", "pipeline.py", "mixing.py",
          "registry.py", "plan.py", "user_class.py", "types.py", "skeleton.py", "encoders.py",
-         "detect.py", "read.py", "txt.py", "preference.py", "prompts.py")
+         "detect.py", "read.py", "txt.py", "preference.py", "prompts.py", "labels.py",
+         "ragged.py", "batch_tokenize.py", "encode_chunks.py")
 
 
 def cache_dir(cfg) -> Path:
@@ -35,7 +36,12 @@ def cache_dir(cfg) -> Path:
 
 
 def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
+    """A content hash of the file (xxh3-128: ~10x faster than sha256; the dataset's source
+    file is hashed before every build, cache or not, since the key is the run's data
+    fingerprint)."""
+    import xxhash  # a dependency of datasets
+
+    h = xxhash.xxh3_128()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -43,7 +49,7 @@ def file_digest(path: Path) -> str:
 
 
 def source_fingerprint(path: str) -> list:
-    """(name, size, sha256) of every file under ``path``: content, not mtime, so a touched but
+    """(name, size, content hash) of every file under ``path``: content, not mtime, so a touched but
     unchanged file still hits (files over 256 MiB: size and mtime)."""
     p = Path(path)
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())

@@ -73,7 +73,9 @@ def compute_ragged(offsets, label_offsets, labels, batch_size: int, stop_ids: se
 
     lengths = np.diff(offsets)
     trained = ragged.row_sums(label_offsets, labels != IGNORE)
-    stops = np.isin(labels, np.fromiter(stop_ids, dtype=np.int64, count=len(stop_ids)))
+    stops = np.zeros(len(labels), dtype=bool)
+    for stop in stop_ids:  # one or two ids: faster than np.isin
+        stops |= labels == stop
     with_eos = int(((trained > 0) & (ragged.row_sums(label_offsets, stops) > 0)).sum())
     ordered = np.sort(lengths)
     n, total, n_trained = len(lengths), int(lengths.sum()), int(trained.sum())

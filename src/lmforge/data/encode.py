@@ -8,40 +8,41 @@ One batch-native encoder: ``encode_conversations(convs, tokenizer, template, set
    (``skeleton.py``: ~3x faster than Jinja on the preprocessing benchmark) where it is exact; the
    first conversation of every shape and every ``VERIFY_EVERY``-th one are also rendered by Jinja,
    and one difference sends the whole batch through Jinja.
-2. Tokenize the texts chunk by chunk with the Rust tokenizer on worker threads while the next
-   chunk is read and rendered and the earlier ones labelled (``encode_chunks.py``,
-   ``batch_tokenize.py``: the same ids and offsets as the tokenizer's own call, checked on the
-   same sample; one difference and the whole batch takes the tokenizer's call).
-3. A token is trained when its characters overlap a trained span (the rule
+2. Tokenize and label the texts chunk by chunk with the Rust tokenizer on worker threads while
+   the next chunk is read and rendered (``encode_chunks.py``, ``batch_tokenize.py``: the same ids
+   and offsets as the tokenizer's own call, checked on the same sample; one difference and the
+   whole batch takes the tokenizer's call).
+3. A token is trained when its characters overlap a trained span (``labels.py``: the rule
    ``return_assistant_tokens_mask`` uses), so the end-of-turn token inside the span is trained
-   too; found by binary search over the offsets (a linear scan where a tokenizer's offsets are not
-   ordered). Never tokenize the prompt separately and count tokens: BPE merges across the seam
-   would shift it. Labels are final before any padding, and nothing masks a token by its id, so a
-   pad == eos tokenizer keeps EOS trained.
+   too. Never tokenize the prompt separately and count tokens: BPE merges across the seam would
+   shift it. The rows are ragged arrays (``ragged.Rows``) from there on: ``encode_rows`` gives
+   them with their flags (what the pipeline stores), ``encode_conversations`` as ``Encoded``
+   lists.
 
 Length limits (``data.max_length``, ``max_source_length``, ``max_target_length``): the *target* is
 the last assistant turn (from its first token to the end), the *source* everything before it.
 Over-long sources lose whole earlier turns first (the conversation is encoded again without the
-oldest exchange, in the next round of the batch), then tokens from the left.
+oldest exchange, in the next round of the batch), then tokens from the left (``limits``, on
+arrays: the rule preference data is fitted by too).
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
-from dataclasses import dataclass
-from operator import itemgetter
+from dataclasses import dataclass, field
 from typing import Iterable
 
-from lmforge.config.constants import IGNORE_INDEX as IGNORE
+import numpy as np
+
+from lmforge.config.constants import IGNORE_INDEX as IGNORE  # noqa: F401 - re-exported
 from lmforge.data.batch_tokenize import CHUNK, usable_cpus
 from lmforge.data.encode_chunks import Round, pieces
+from lmforge.data.ragged import Rows
 from lmforge.data.render import render_spans
 from lmforge.data.skeleton import Renderer
 from lmforge.data.types import Conversation, Text
 
 MIN_BATCH = 16  # below this the shortcuts are not taken (a batch of one is the reference path)
-_START, _END = itemgetter(0), itemgetter(1)
 
 
 @dataclass
@@ -73,62 +74,44 @@ class Settings:
                    "all" if pt else d.train_on, add_eos)
 
 
+@dataclass
+class Batch:
+    """What the encoder makes of a batch: a row per example that encoded, in input order
+    (``owner``: its example), with its flags; the other examples' errors by index; how each
+    example was rendered (``"skeleton"`` or ``"template"``)."""
+
+    rows: Rows
+    owner: np.ndarray  # int64 per row, ascending
+    truncated: np.ndarray  # bool per row
+    dropped: np.ndarray  # bool per row (over-long with data.truncation: drop; ids kept whole)
+    errors: dict = field(default_factory=dict)
+    how: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, encoded: list[list[Encoded] | Exception]) -> "Batch":
+        """From per-example lists of Encoded rows (or errors)."""
+        rows = [(k, e) for k, out in enumerate(encoded) if not isinstance(out, Exception)
+                for e in out]
+        return cls(Rows.from_lists([e.input_ids for _, e in rows], [e.labels for _, e in rows]),
+                   np.array([k for k, _ in rows], dtype=np.int64),
+                   np.array([e.truncated for _, e in rows], dtype=bool),
+                   np.array([e.dropped for _, e in rows], dtype=bool),
+                   {k: out for k, out in enumerate(encoded) if isinstance(out, Exception)})
+
+    def encoded(self, n: int) -> list:
+        """Per example (of ``n``, one row each at most): its Encoded, or its error."""
+        out: list = [None] * n
+        for k, exc in self.errors.items():
+            out[k] = exc
+        for r, k in enumerate(self.owner.tolist()):
+            out[k] = Encoded(*self.rows.row(r), bool(self.truncated[r]), bool(self.dropped[r]))
+        return out
+
+
 def render(messages: list[dict], template: str, tokenizer,
            add_generation_prompt: bool = False) -> tuple[str, list[tuple[int, int]]]:
     """Rendered text and the (start, end) character span of every assistant turn."""
     return render_spans(messages, template, tokenizer, add_generation_prompt)
-
-
-def token_owners(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
-    """For each token, the index of the span its characters overlap, or -1 (linear scan)."""
-    owners, j = [], 0
-    for start, end in offsets:
-        while j < len(spans) and spans[j][1] <= start:
-            j += 1
-        inside = j < len(spans) and start < spans[j][1] and end > spans[j][0]
-        owners.append(j if inside else -1)
-    return owners
-
-
-@dataclass
-class _Tokens:
-    ids: list[int]
-    labels: list[int]
-    split: int  # first token of the last assistant turn (source | target boundary)
-
-
-def _ranges(offsets, spans, ordered: bool) -> list[tuple[int, int]]:
-    """[first, last + 1) token range of each span: the tokens whose characters overlap it."""
-    if ordered:  # tokens overlapping [s, e): end > s and start < e; lo= keeps them in order
-        out, b = [], 0
-        right, left = bisect.bisect_right, bisect.bisect_left
-        for s, e in spans:
-            a = right(offsets, s, b, key=_END)
-            b = left(offsets, e, a, key=_START)
-            out.append((a, b))
-        return out
-    owners = token_owners(offsets, spans)
-    found = {}
-    for i, o in enumerate(owners):
-        if o >= 0:
-            found[o] = (found.get(o, (i, i))[0], i + 1)
-    return [found.get(j, (0, 0)) for j in range(len(spans))]
-
-
-def _labels(ids: list[int], offsets, spans, train_on: str, ordered: bool) -> _Tokens:
-    ids = ids if isinstance(ids, list) else list(ids)
-    n = len(ids)
-    if not n:
-        return _Tokens([], [], 0)
-    ranges = _ranges(offsets, spans, ordered)
-    if train_on == "all":
-        labels = list(ids)
-    else:
-        labels = [IGNORE] * n
-        for a, b in (ranges[-1:] if train_on == "last_assistant" else ranges):
-            labels[a:b] = ids[a:b]
-    split = ranges[-1][0] if ranges and ranges[-1][1] > ranges[-1][0] else n
-    return _Tokens(ids, labels, split)
 
 
 def _drop_first_exchange(messages) -> list[dict] | None:
@@ -142,39 +125,115 @@ def _drop_first_exchange(messages) -> list[dict] | None:
     return head + body[second_user:] if second_user else None
 
 
-def _limits(t: _Tokens, s: Settings) -> tuple[int, int, bool]:
-    """(source tokens, target tokens) to keep, and whether the whole example is dropped."""
-    src, tgt = t.split, len(t.ids) - t.split
+def limits(split: np.ndarray, lengths: np.ndarray, s: Settings):
+    """(source tokens, target tokens) to keep per example, and whether it is dropped whole;
+    ``split``: the first token of the target (the last assistant turn)."""
+    src, tgt = split.copy(), lengths - split
     if s.max_source_length:
-        src = min(src, s.max_source_length)
+        src = np.minimum(src, s.max_source_length)
     if s.max_target_length:
-        tgt = min(tgt, s.max_target_length)
+        tgt = np.minimum(tgt, s.max_target_length)
     limit = s.max_length
-    if not limit or src + tgt <= limit:
-        return src, tgt, False
+    over = src + tgt > limit if limit else np.zeros(len(src), dtype=bool)
     if s.truncation == "drop":
-        return src, tgt, True
+        return src, tgt, over
+    if not over.any():
+        return src, tgt, over
     if s.truncation == "truncate_response":
-        return min(src, limit), max(0, limit - src), False
-    keep_src = max(limit - tgt, min(src, limit // 4))  # the prompt keeps at least a quarter
-    return keep_src, limit - keep_src, False
+        keep_src, keep_tgt = np.minimum(src, limit), np.maximum(0, limit - src)
+    else:  # the prompt keeps at least a quarter
+        keep_src = np.maximum(limit - tgt, np.minimum(src, limit // 4))
+        keep_tgt = limit - keep_src
+    return np.where(over, keep_src, src), np.where(over, keep_tgt, tgt), np.zeros_like(over)
 
 
-def _source_too_long(t: _Tokens, s: Settings) -> bool:
-    if s.max_source_length and t.split > s.max_source_length:
-        return True
-    return bool(s.truncation == "truncate_prompt" and s.max_length and len(t.ids) > s.max_length)
+def _source_too_long(split: np.ndarray, lengths: np.ndarray, s: Settings) -> np.ndarray:
+    out = np.zeros(len(split), dtype=bool)
+    if s.max_source_length:
+        out |= split > s.max_source_length
+    if s.truncation == "truncate_prompt" and s.max_length:
+        out |= lengths > s.max_length
+    return out
 
 
-def _finish(t: _Tokens, s: Settings, truncated: bool) -> Encoded:
-    src, tgt, dropped = _limits(t, s)
-    if dropped:
-        return Encoded(t.ids, t.labels, truncated=True, dropped=True)
-    lo, hi = t.split - src, t.split + tgt
-    if lo == 0 and hi == len(t.ids):  # nothing cut: no copies
-        return Encoded(t.ids, t.labels, truncated)
-    truncated = truncated or lo > 0 or hi < len(t.ids)
-    return Encoded(t.ids[lo:hi], t.labels[lo:hi], truncated)
+def _finish(rows: Rows, split: np.ndarray, s: Settings, truncated: np.ndarray):
+    """(rows cut to the limits, truncated, dropped): a dropped row keeps its tokens."""
+    lengths = rows.lengths()
+    src, tgt, dropped = limits(split, lengths, s)
+    lo = np.where(dropped, 0, split - src)
+    hi = np.where(dropped, lengths, split + tgt)
+    return rows.cut(lo, hi), truncated | dropped | (lo > 0) | (hi < lengths), dropped
+
+
+def encode_rows(convs: list[Conversation] | Iterable[list[Conversation]], tokenizer,
+                 template: str, settings: Settings, *, errors: str = "raise",
+                 threads: int | None = None) -> Batch:
+    """``encode_conversations`` as a ``Batch`` (one row per conversation that encoded)."""
+    # one chunk more in flight than cores: the Rust tokenizer keeps a batch while the workers
+    # wait for the GIL to label theirs (measured on 2 cores: the time with none queued halves)
+    threads = usable_cpus() + 1 if threads is None else threads
+    chunks = pieces([convs] if isinstance(convs, list) else convs, CHUNK)
+    head, seen = [], 0  # pieces up to MIN_BATCH conversations (or all) tell the batch's size
+    for piece in chunks:
+        head.append(piece)
+        seen += len(piece)
+        if seen >= MIN_BATCH:
+            break
+    big = seen >= MIN_BATCH
+    shortcut = Renderer(template, tokenizer) if big else None
+    rnd = Round(tokenizer, template, settings.train_on, shortcut, threads if big else 0, CHUNK)
+    try:
+        for piece in head:
+            rnd.feed(piece)
+        for piece in chunks:
+            rnd.feed(piece)
+    except BaseException:  # e.g. a bad row of the file being read: stop the threads
+        rnd.close()
+        raise
+    current = rnd.convs
+    n = len(current)
+    how = ["template"] * n
+    truncated = np.zeros(n, dtype=bool)
+    failed: dict = {}
+    parts: list = []  # (owners, rows, truncated, dropped) of each round
+    todo = np.arange(n)
+    while True:  # a later round encodes the conversations that lost their oldest exchange
+        rendered, way, rows, split = rnd.finish()
+        shortcut = rnd.shortcut
+        good = np.array([k for k, r in enumerate(rendered) if not isinstance(r, Exception)],
+                        dtype=np.int64)
+        bad = [k for k, r in enumerate(rendered) if isinstance(r, Exception)]
+        if bad and errors == "raise":
+            raise rendered[bad[0]]
+        failed.update({int(todo[k]): rendered[k] for k in bad})
+        owners = todo[good]
+        keep = np.ones(len(good), dtype=bool)
+        again = []
+        for j in np.flatnonzero(_source_too_long(split, rows.lengths(), settings)).tolist():
+            i = int(owners[j])
+            shorter = _drop_first_exchange(current[i].messages)
+            if shorter is not None:
+                current[i] = dataclasses.replace(current[i], messages=tuple(shorter))
+                truncated[i], keep[j] = True, False
+                again.append(i)
+        if not keep.all():
+            rows, split, owners = rows.take(np.flatnonzero(keep)), split[keep], owners[keep]
+        parts.append((owners, *_finish(rows, split, settings, truncated[owners])))
+        for k, i in zip(good[keep].tolist(), owners.tolist()):
+            how[i] = way[k]
+        todo = np.array(again, dtype=np.int64)
+        if not len(todo):
+            break
+        big = len(todo) >= MIN_BATCH
+        rnd = Round(tokenizer, template, settings.train_on, shortcut, threads if big else 0,
+                    CHUNK)
+        for piece in pieces([[current[i] for i in todo.tolist()]], CHUNK):
+            rnd.feed(piece)
+    owner = np.concatenate([p[0] for p in parts])
+    order = np.argsort(owner, kind="stable")
+    return Batch(Rows.concat([p[1] for p in parts]).take(order), owner[order],
+                 np.concatenate([p[2] for p in parts])[order],
+                 np.concatenate([p[3] for p in parts])[order], failed, how)
 
 
 def encode_conversations(convs: list[Conversation] | Iterable[list[Conversation]], tokenizer,
@@ -187,66 +246,13 @@ def encode_conversations(convs: list[Conversation] | Iterable[list[Conversation]
     assistant text of (``TemplateError``) raises (``errors="raise"``, once every chunk is read)
     or leaves the error in its place (``errors="return"``). ``paths`` (a list) receives how each
     was rendered: ``"skeleton"`` or ``"template"``. ``threads``: worker threads of the Rust
-    tokenizer (default: the usable CPUs; 0: the tokenizer's own call)."""
+    tokenizer (default: one more than the usable CPUs; 0: the tokenizer's own call)."""
     if isinstance(settings, str):  # encode_conversations(convs, tok, template, "last_assistant")
         settings = Settings(train_on=settings)
-    threads = usable_cpus() if threads is None else threads
-    chunks = pieces([convs] if isinstance(convs, list) else convs, CHUNK)
-    head, seen = [], 0  # pieces up to MIN_BATCH conversations (or all) tell the batch's size
-    for piece in chunks:
-        head.append(piece)
-        seen += len(piece)
-        if seen >= MIN_BATCH:
-            break
-    big = seen >= MIN_BATCH
-    shortcut = Renderer(template, tokenizer) if big else None
-    rnd = Round(tokenizer, template, settings.train_on, shortcut, threads if big else 0,
-                _labels, CHUNK)
-    try:
-        for piece in head:
-            rnd.feed(piece)
-        for piece in chunks:
-            rnd.feed(piece)
-    except BaseException:  # e.g. a bad row of the file being read: stop the threads
-        rnd.close()
-        raise
-    current = rnd.convs
-    n = len(current)
-    out: list = [None] * n
-    how = ["template"] * n
-    truncated = [False] * n
-    todo = list(range(n))
-    while True:  # a later round encodes the conversations that lost their oldest exchange
-        rendered, way, tokens = rnd.finish()
-        shortcut = rnd.shortcut
-        good = [k for k, r in enumerate(rendered) if not isinstance(r, Exception)]
-        bad = [k for k in range(len(todo)) if isinstance(rendered[k], Exception)]
-        if bad and errors == "raise":
-            raise rendered[bad[0]]
-        again = []
-        for t, k in zip(tokens, good):
-            i = todo[k]
-            if _source_too_long(t, settings):
-                shorter = _drop_first_exchange(current[i].messages)
-                if shorter is not None:
-                    current[i] = dataclasses.replace(current[i], messages=tuple(shorter))
-                    truncated[i] = True
-                    again.append(i)
-                    continue
-            out[i], how[i] = _finish(t, settings, truncated[i]), way[k]
-        for k in bad:
-            out[todo[k]] = rendered[k]
-        todo = again
-        if not todo:
-            break
-        big = len(todo) >= MIN_BATCH
-        rnd = Round(tokenizer, template, settings.train_on, shortcut, threads if big else 0,
-                    _labels, CHUNK)
-        for piece in pieces([[current[i] for i in todo]], CHUNK):
-            rnd.feed(piece)
+    batch = encode_rows(convs, tokenizer, template, settings, errors=errors, threads=threads)
     if paths is not None:
-        paths.extend(how)
-    return out
+        paths.extend(batch.how)
+    return batch.encoded(len(batch.how))
 
 
 def encode_conversation(conv: Conversation, tokenizer, template: str,

@@ -173,7 +173,8 @@ def is_chat(value: Any) -> bool:
 
 def message_list(raw: list, where: str, key: str, columns: dict) -> tuple[str | None, list]:
     """(leading system message, the other messages) of a list of message objects."""
-    if _roles(columns) is None and "role_tag" not in columns and "content_tag" not in columns:
+    if not columns or _roles(columns) is None and "role_tag" not in columns \
+            and "content_tag" not in columns:
         msgs = [{"role": m["role"], "content": m["content"]}  # what _message makes of them
                 if type(m) is dict and len(m) == 2 and m.get("role") in _PLAIN_ROLES
                 and type(m.get("content")) is str else _message(m, i, where, key, columns)

@@ -27,25 +27,45 @@ from lmforge.config.constants import IGNORE_INDEX as IGNORE
 log = logging.getLogger(__name__)
 
 
-def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
-    """Group item indices into bins of at most ``capacity``: longest items first, each into the
-    fullest bin that still has room (ties keep the input order, so the result is deterministic)."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    bins: list[list[int]] = []
-    free: list[tuple[int, int]] = []  # sorted (remaining capacity, bin index)
-    for i in order:
-        n = lengths[i]
-        if n > capacity:
-            raise ValueError(f"item {i} has length {n} > block capacity {capacity}")
-        at = bisect.bisect_left(free, (n, -1))
+def bin_numbers(lengths, capacity: int):
+    """Per item, the number of its bin (bins numbered as they open), best-fit-decreasing:
+    longest items first, each into the fullest bin that still has room, ties in the input order
+    (so the result is deterministic). A bin is kept as one integer ``room * stride + bin`` in a
+    sorted list: the first key at or above ``length * stride`` is the fullest bin that fits."""
+    import numpy as np
+
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    if len(order) and lengths[order[0]] > capacity:
+        raise ValueError(f"item {order[0]} has length {lengths[order[0]]} > block capacity "
+                         f"{capacity}")
+    stride = len(lengths) + 1
+    out = np.empty(len(lengths), dtype=np.int64)
+    free: list[int] = []  # sorted room * stride + bin
+    opened = 0
+    left, insort = bisect.bisect_left, bisect.insort
+    for i, n in zip(order.tolist(), lengths[order].tolist()):
+        at = left(free, n * stride)
         if at < len(free):
-            room, b = free.pop(at)
+            room, b = divmod(free.pop(at), stride)
         else:
-            room, b = capacity, len(bins)
-            bins.append([])
-        bins[b].append(i)
-        if room - n > 0:
-            bisect.insort(free, (room - n, b))
+            room, b = capacity, opened
+            opened += 1
+        out[i] = b
+        if room > n:
+            insort(free, (room - n) * stride + b)
+    return out
+
+
+def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Item indices grouped into bins of at most ``capacity`` (``bin_numbers``), each bin's
+    items in the order they were placed."""
+    import numpy as np
+
+    numbers = bin_numbers(lengths, capacity)
+    bins: list[list[int]] = [[] for _ in range(int(numbers.max()) + 1 if len(numbers) else 0)]
+    for i in np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable").tolist():
+        bins[numbers[i]].append(i)
     return bins
 
 
@@ -75,12 +95,10 @@ def pack_rows(input_ids: list[list[int]], labels: list[list[int]], max_length: i
 
 def pack_arrays(offsets, ids, labels, max_length: int):
     """Packing on ragged arrays (``ragged.py``): over-long examples cut into block-sized
-    pieces, pieces placed by ``best_fit_decreasing`` (data order kept within a block), labels of
+    pieces, pieces placed by ``bin_numbers`` (data order kept within a block), labels of
     each example's first token masked, positions restarting per example. Returns (row offsets, ids
     (int32, as ``Dataset.from_dict`` stores input_ids), labels, position_ids (int64)), and the
     PackStats."""
-    import itertools
-
     import numpy as np
 
     lengths = np.diff(offsets)
@@ -90,22 +108,22 @@ def pack_arrays(offsets, ids, labels, max_length: int):
     k = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
     starts = offsets[:-1][owner] + k * max_length
     sizes = np.minimum(max_length, lengths[owner] - k * max_length)
-    bins = best_fit_decreasing(sizes.tolist(), max_length)
-    order = np.fromiter(itertools.chain.from_iterable(map(sorted, bins)), dtype=np.int64,
-                        count=len(sizes))  # within a block keep the data order
+    numbers = bin_numbers(sizes, max_length)
+    order = np.argsort(numbers, kind="stable")  # block by block, the data order within a block
     sizes, starts = sizes[order], starts[order]
     ends = np.cumsum(sizes)
     total = int(ends[-1]) if len(ends) else 0
     out_starts = ends - sizes
-    where = np.arange(total) - np.repeat(out_starts - starts, sizes)
     position_ids = np.arange(total) - np.repeat(out_starts, sizes)
-    out_labels = labels[where].astype(np.int64)
+    where = position_ids + np.repeat(starts, sizes)  # the source of every packed token
+    out_labels = labels[where].astype(np.int64, copy=False)  # a copy already (fancy index)
     out_labels[out_starts] = IGNORE  # the first token of every example
-    per_bin = np.fromiter(map(len, bins), dtype=np.int64, count=len(bins))
+    per_bin = np.bincount(numbers)
     row_offsets = np.concatenate([[0], ends])[np.concatenate([[0], np.cumsum(per_bin)])]
-    stats.blocks, stats.tokens = len(bins), total
+    stats.blocks, stats.tokens = len(per_bin), total
     stats.fill = stats.tokens / max(1, stats.blocks * max_length)
-    return (row_offsets, ids[where].astype(np.int32), out_labels, position_ids), stats
+    return (row_offsets, ids[where].astype(np.int32, copy=False), out_labels, position_ids), \
+        stats
 
 
 def pack_dataset(ds, max_length: int, name: str = "train"):

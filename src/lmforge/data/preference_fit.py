@@ -6,7 +6,7 @@ preference and RL stages, with the meaning stage sft gives it (``data/encode.py`
   max_length; an answer still too long is then cut from the right;
 - truncate_response: the prompt is kept (up to max_length) and the answers are cut from the right.
 
-The token budget is computed by the SFT encoder's own function (``encode._limits``) from ONE
+The token budget is computed by the SFT encoder's own function (``encode.limits``) from ONE
 tokenization of prompt + answer, so the two meanings cannot drift apart. A preference pair is fitted
 as one example (the prompt is shared, the longer answer sets the answer budget). Unlike SFT, a
 preference prompt loses tokens, not whole earlier turns.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from lmforge.data.encode import Settings, _limits, _Tokens
+from lmforge.data.encode import Settings, limits
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,10 @@ def _encode(prompt: str, answer: str, tokenizer):
 
 def budget(src: int, tgt: int, settings: Settings) -> tuple[int, int] | None:
     """(prompt tokens, answer tokens) to keep, or None to drop (nothing of the answer left)."""
-    keep_src, keep_tgt, dropped = _limits(_Tokens([0] * (src + tgt), [], src), settings)
+    import numpy as np
+
+    keep_src, keep_tgt, dropped = (int(x[0]) for x in limits(np.array([src]),
+                                                             np.array([src + tgt]), settings))
     return None if dropped or keep_tgt <= 0 else (keep_src, keep_tgt)
 
 

@@ -2,12 +2,15 @@
 so encoded datasets go to packing and statistics without a Python list per row.
 
 ``from_lists`` / ``from_dataset`` read them, ``to_arrow`` writes an Arrow ``ListArray``;
-``row_sums`` adds up a per-token quantity per row (empty rows give 0).
+``row_sums`` adds up a per-token quantity per row (empty rows give 0). ``Rows`` holds what the
+encoder makes (ids and labels of the same rows), cut, taken and concatenated without a Python
+list per row.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,9 +52,10 @@ def to_arrow(offsets: np.ndarray, values: np.ndarray):
 
 def row_sums(offsets: np.ndarray, per_token: np.ndarray) -> np.ndarray:
     """Per row, the sum of ``per_token`` over its tokens (int64)."""
-    cum = np.zeros(len(per_token) + 1, dtype=np.int64)
-    np.cumsum(per_token, out=cum[1:])
-    return cum[offsets[1:]] - cum[offsets[:-1]]
+    padded = np.append(per_token, np.zeros(1, dtype=per_token.dtype))  # rows may start at the end
+    sums = np.add.reduceat(padded, offsets[:-1], dtype=np.int64)
+    sums[offsets[1:] == offsets[:-1]] = 0  # reduceat gives an empty row its next element
+    return sums
 
 
 def fingerprint(table) -> str:
@@ -66,3 +70,73 @@ def fingerprint(table) -> str:
                 if buf is not None:
                     h.update(memoryview(buf))
     return h.hexdigest()
+
+
+def gather(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, values) of the rows ``values[starts[r]:starts[r] + sizes[r]]``."""
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    where = np.arange(offsets[-1], dtype=np.int64) + np.repeat(starts - offsets[:-1], sizes)
+    return offsets, values[where]
+
+
+@dataclass
+class Rows:
+    """Token rows as ragged arrays: row r is ``ids[offsets[r]:offsets[r + 1]]`` with the labels
+    ``labels[offsets[r]:offsets[r + 1]]`` (ids and labels int64)."""
+
+    offsets: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @classmethod
+    def empty(cls) -> "Rows":
+        return cls(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                   np.zeros(0, dtype=np.int64))
+
+    @classmethod
+    def from_lists(cls, ids: list, labels: list) -> "Rows":
+        offsets, flat_ids = from_lists(ids)
+        label_offsets, flat_labels = from_lists(labels)
+        if not (offsets == label_offsets).all():
+            raise ValueError("input_ids and labels differ in length")
+        return cls(offsets, flat_ids, flat_labels)
+
+    @classmethod
+    def concat(cls, parts: list["Rows"]) -> "Rows":
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return cls.empty()
+        sizes = np.concatenate([np.diff(p.offsets) for p in parts])
+        offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        return cls(offsets, np.concatenate([p.ids for p in parts]),
+                   np.concatenate([p.labels for p in parts]))
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row(self, r: int) -> tuple[list[int], list[int]]:
+        a, b = self.offsets[r], self.offsets[r + 1]
+        return self.ids[a:b].tolist(), self.labels[a:b].tolist()
+
+    def cut(self, lo: np.ndarray, hi: np.ndarray) -> "Rows":
+        """Row r keeps its tokens ``lo[r]:hi[r]``."""
+        if not (lo.any() or (hi != self.lengths()).any()):
+            return self
+        return self._gather(self.offsets[:-1] + lo, hi - lo)
+
+    def take(self, rows: np.ndarray) -> "Rows":
+        """The rows ``rows`` (indices, in that order)."""
+        if len(rows) == len(self) and (rows == np.arange(len(self))).all():
+            return self
+        return self._gather(self.offsets[rows], self.offsets[rows + 1] - self.offsets[rows])
+
+    def _gather(self, starts: np.ndarray, sizes: np.ndarray) -> "Rows":
+        offsets, ids = gather(self.ids, starts, sizes)
+        return Rows(offsets, ids, gather(self.labels, starts, sizes)[1])

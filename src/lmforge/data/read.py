@@ -24,6 +24,7 @@ from lmforge.errors import DataError
 log = logging.getLogger(__name__)
 UNDESIRABLE = "KTO rows labelled undesirable (stage sft trains only the desirable answers)"
 _REASONS = 3
+_MEDIA = frozenset(MEDIA_COLUMNS)
 
 
 def _hint(fmt: str, auto: bool) -> str:
@@ -67,7 +68,7 @@ def read_chunks(cfg, plan: SourcePlan, counter: list[int], unused: dict | None =
             out = []
         if isinstance(row, DataError):
             error = row
-        elif where in plain and not any(k in row for k in MEDIA_COLUMNS):
+        elif where in plain and _MEDIA.isdisjoint(row):
             error = None  # what media_error finds in a row without media columns or '<'
             plain.discard(where)
         else:

@@ -74,6 +74,7 @@ class Skeleton:
         self.bounds = [self._locate(p) for s in spans for p in s]
         self.parts = [x for lit in self.literals for x in (lit, None)][:-1]
         self.anchors = [(2 * k, off) for k, off in self.bounds]  # (part index, offset in it)
+        self.in_order = self.order == list(range(len(roles)))
 
     def _locate(self, pos: int) -> tuple[int, int]:
         """(literal index, offset in it) of a skeleton position outside every sentinel."""
@@ -90,7 +91,7 @@ class Skeleton:
 
     def render(self, contents: list[str]) -> tuple[str, list[tuple[int, int]]]:
         parts = self.parts.copy()  # literal, content, literal, ..., literal
-        parts[1::2] = [contents[i] for i in self.order]
+        parts[1::2] = contents if self.in_order else [contents[i] for i in self.order]
         at = [0, *accumulate(map(len, parts))]  # at[j]: where part j starts
         pos = [at[j] + off for j, off in self.anchors]
         return "".join(parts), list(zip(pos[0::2], pos[1::2]))
@@ -104,6 +105,7 @@ class Renderer:
         self.markers = template_markers(template)
         self.literals = template_literals(template)
         self._unsafe = re.compile("|".join(map(re.escape, [OPEN, CLOSE, *self.markers]))).search
+        self._joint = None if any("\x00" in m for m in self.markers) else "\x00"
         self.skeletons: dict[tuple, Skeleton | None] = {}
 
     def _skeleton(self, roles: tuple[str, ...]) -> Skeleton | None:
@@ -142,17 +144,29 @@ class Renderer:
         return True
 
     def render(self, conv: Conversation) -> tuple[str, list[tuple[int, int]]] | None:
+        return self.render_shaped(conv)[0]
+
+    def render_shaped(self, conv: Conversation):
+        """(render or None, the conversation's roles: its shape, when rendered)."""
         if conv.tools:
-            return None
-        unsafe, contents = self._unsafe, []
+            return None, None
+        literals, contents, roles = self.literals, [], []
         for m in conv.messages:  # eligible() and _plain() of every message, in one pass
             c = m["content"]
             if not isinstance(c, str) or not c or c[0].isspace() or c[-1].isspace() \
-                    or unsafe(c) or c in self.literals or not self._plain(m):
-                return None
+                    or c in literals or (len(m) != 2 or m["role"] == "tool") \
+                    and not self._plain(m):
+                return None, None
             contents.append(c)
-        sk = self._skeleton(tuple(m["role"] for m in conv.messages))
-        return None if sk is None else sk.render(contents)
+            roles.append(m["role"])
+        if self._joint is not None:  # one search: no marker holds the joint, none spans two
+            if self._unsafe(self._joint.join(contents)):
+                return None, None
+        elif any(map(self._unsafe, contents)):
+            return None, None
+        roles = tuple(roles)
+        sk = self.skeletons[roles] if roles in self.skeletons else self._skeleton(roles)
+        return (None, None) if sk is None else (sk.render(contents), roles)
 
 
 class BatchRender:
@@ -173,10 +187,10 @@ class BatchRender:
         how = ["template"] * len(convs)
         if self.shortcut is not None:
             check = []
+            render = self.shortcut.render_shaped
             for k, conv in enumerate(convs):
-                out[k] = self.shortcut.render(conv)
-                if out[k] is not None:
-                    shape = tuple(m["role"] for m in conv.messages)
+                out[k], shape = render(conv)
+                if shape is not None:
                     if shape not in self.seen or self.count % VERIFY_EVERY == 0:
                         self.seen.add(shape)
                         check.append(k)

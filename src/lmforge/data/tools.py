@@ -114,7 +114,10 @@ def parse_tools(row: dict, columns: dict, where: str) -> tuple[dict, ...] | None
 
 
 def has_tool_turns(msgs: list[dict]) -> bool:
-    return any(m["role"] == "tool" or m.get("tool_calls") for m in msgs)
+    for m in msgs:  # a loop, not any(): called for every row read
+        if m["role"] == "tool" or "tool_calls" in m and m["tool_calls"]:
+            return True
+    return False
 
 
 def check_tool_turns(msgs: list[dict], where: str, key: str, last: str = "assistant") -> None:
