@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 from lmforge.config.eval import GenerationConfig
 from lmforge.infer.types import Choice, Completion, options  # noqa: F401 (re-exported)
+from lmforge.infer.scoring import score_batch
 from lmforge.infer.util import Cancel, seeded
 from lmforge.infer.util import eval_mode as _eval_mode
 from lmforge.infer.util import until_stop as _until_stop
@@ -173,7 +174,7 @@ class ChatEngine:
             kwargs["tokenizer"] = self.tokenizer  # transformers matches stop strings on tokens
         return kwargs
 
-    def _left_pad(self, rows: list[list[int]]):
+    def left_pad(self, rows: list[list[int]]):
         import torch
 
         width = max(len(r) for r in rows)
@@ -189,7 +190,7 @@ class ChatEngine:
                         stop: list[str]) -> list[Completion]:
         import torch
 
-        input_ids, mask = self._left_pad(rows)
+        input_ids, mask = self.left_pad(rows)
         with torch.no_grad(), self.autocast():
             seqs = self.model.generate(input_ids=input_ids, attention_mask=mask,
                                        **self._kwargs(g, stop))
@@ -235,7 +236,7 @@ class ChatEngine:
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
                                         skip_special_tokens=True)
         prompt_ids = self.encode(prompt)
-        input_ids, mask = self._left_pad([prompt_ids])
+        input_ids, mask = self.left_pad([prompt_ids])
         errors: list[BaseException] = []
         result: list = []
         cancel = Cancel()
@@ -280,32 +281,5 @@ class ChatEngine:
         out: list[list[float]] = []
         with self.lock, _eval_mode(self.model):
             for start in range(0, len(pairs), self.batch_size):
-                out += self._score_batch(pairs[start:start + self.batch_size])
-        return out
-
-    def _score_batch(self, pairs) -> list[list[float]]:
-        import torch
-
-        rows = [list(p) + list(c) for p, c in pairs]
-        keep = max(len(c) for _, c in pairs) + 1
-        input_ids, mask = self._left_pad(rows)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.no_grad(), self.autocast():
-            try:
-                logits = self.model(input_ids=input_ids, attention_mask=mask,
-                                    position_ids=positions, logits_to_keep=keep).logits
-            except TypeError:  # a model without logits_to_keep
-                logits = self.model(input_ids=input_ids, attention_mask=mask,
-                                    position_ids=positions).logits
-        logp = torch.log_softmax(logits[:, -keep:].float(), dim=-1)
-        out = []
-        for i, (_, cont) in enumerate(pairs):
-            n = len(cont)
-            if n == 0:
-                out.append([])
-                continue
-            # logits at position t predict token t+1: the continuation's tokens are the last n
-            steps = logp[i, keep - 1 - n:keep - 1]
-            target = torch.tensor(cont, device=steps.device).unsqueeze(-1)
-            out.append(steps.gather(-1, target).squeeze(-1).tolist())
+                out += score_batch(self, pairs[start:start + self.batch_size])
         return out
