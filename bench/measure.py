@@ -40,20 +40,54 @@ def peak_gpu_mb() -> float | None:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def batch_counts(batch: dict, features: list | None = None) -> dict:
+def feature_counts(features: list | None) -> dict | None:
+    """Non-pad tokens and examples of the features a collator is given, read BEFORE collation
+    (collators may change them and add padding of their own). A packed row whose attention mask
+    holds segment ids 1, 2, ... (LLaMA-Factory's neat packing, padded to the block length) has
+    one example per id and its zeros are padding; a packed row with position ids (lmforge's) has
+    one example per restart at 0, one with ``seq_lengths`` (trl's) one per length; any other row
+    is one example of real tokens only."""
+    if not features or not isinstance(features[0], dict) or "input_ids" not in features[0]:
+        return None
+    nonpad = examples = 0
+    for f in features:
+        mask = f.get("attention_mask")
+        mask = list(mask) if mask is not None else None
+        if mask and max(mask) > 1:
+            nonpad += sum(1 for m in mask if m)
+            examples += len({m for m in mask if m})
+        elif f.get("position_ids") is not None:
+            nonpad += len(f["input_ids"])
+            examples += sum(1 for p in f["position_ids"] if p == 0)
+        elif f.get("seq_lengths") is not None:  # trl's packed rows
+            nonpad += len(f["input_ids"])
+            examples += len(f["seq_lengths"])
+        else:
+            nonpad += len(f["input_ids"])
+            examples += 1
+    return {"nonpad": nonpad, "examples": examples}
+
+
+def batch_counts(batch: dict, pre: dict | None = None) -> dict:
     """computed / non-pad / trained token counts and the examples of one collated batch (a
-    packed row holds several: each starts where its position ids restart at 0)."""
+    packed row holds several: each starts where its position ids restart at 0 on a real
+    token). ``pre``: ``feature_counts`` of the features the batch was collated from."""
     ids = batch.get("input_ids")
     computed = int(ids.numel()) if ids is not None else 0
-    pos = batch.get("position_ids")
-    if pos is not None and getattr(pos, "ndim", 0) == 2:
-        examples = int((pos == 0).sum())
+    pos, mask = batch.get("position_ids"), batch.get("attention_mask")
+    if pre is not None and pre.get("examples") is not None:
+        examples = pre["examples"]
+    elif pos is not None and getattr(pos, "ndim", 0) == 2:
+        starts = pos == 0
+        if mask is not None and getattr(mask, "shape", None) == pos.shape:
+            starts = starts & (mask != 0)
+        examples = int(starts.sum())
     else:
         examples = int(ids.shape[0]) if ids is not None and getattr(ids, "ndim", 0) == 2 else 0
-    if features and isinstance(features[0], dict) and "input_ids" in features[0]:
-        nonpad = sum(len(f["input_ids"]) for f in features)
-    elif batch.get("attention_mask") is not None:
-        nonpad = int(batch["attention_mask"].sum())
+    if pre is not None:
+        nonpad = pre["nonpad"]
+    elif mask is not None and getattr(mask, "ndim", 0) == 2:
+        nonpad = int((mask != 0).sum())
     else:
         nonpad = computed
     labels = batch.get("labels")
@@ -72,8 +106,9 @@ class _Counting:
         self.collator, self.recorder = collator, recorder
 
     def __call__(self, features):
+        pre = feature_counts(features)
         batch = self.collator(features)
-        self.recorder.pending.append(batch_counts(batch, features))
+        self.recorder.pending.append(batch_counts(batch, pre))
         return batch
 
     def __getattr__(self, name):  # trainers read attributes of their collator
@@ -89,6 +124,8 @@ class Recorder:
         self.step_ends: list[tuple[float, float, int]] = []  # (wall, cpu, micro-batches so far)
         self.losses: list[float] = []
         self.start: tuple[float, float] | None = None
+        self.probe = None  # bench.flops.Probe on the trained model, from the first step on
+        self.facts: dict = {}
 
     def install(self) -> None:
         from transformers import Trainer
@@ -102,9 +139,17 @@ class Recorder:
             return get_loader(trainer, *args, **kwargs)
 
         def training_step(trainer, *args, **kwargs):
-            recorder.micro.append(recorder.pending.popleft() if recorder.pending else
-                                  {"computed": 0, "nonpad": 0, "trained": 0, "examples": 0})
-            return step(trainer, *args, **kwargs)
+            counts = dict(recorder.pending.popleft() if recorder.pending else
+                          {"computed": 0, "nonpad": 0, "trained": 0, "examples": 0})
+            before = recorder.probe.snapshot() if recorder.probe else None
+            out = step(trainer, *args, **kwargs)
+            if before is not None:
+                after = recorder.probe.snapshot()
+                counts["head"] = after["head"] - before["head"]
+                counts["head_recompute"] = after["head_recompute"] - before["head_recompute"]
+                counts["layers"] = [b - a for a, b in zip(before["layers"], after["layers"])]
+            recorder.micro.append(counts)
+            return out
 
         self._originals = (get_loader, step)
         Trainer.get_train_dataloader = get_train_dataloader
@@ -121,7 +166,9 @@ class Recorder:
         recorder = self
 
         class StepClock(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
+            def on_train_begin(self, args, state, control, model=None, **kwargs):
+                if model is not None and recorder.probe is None:
+                    recorder.attach(model, args)
                 recorder.start = (time.perf_counter(), time.process_time())
 
             def on_step_end(self, args, state, control, **kwargs):
@@ -134,8 +181,49 @@ class Recorder:
 
         return StepClock()
 
+    def attach(self, model, args) -> None:
+        """Probe the model being trained and note the precision and checkpointing it runs with."""
+        from bench.flops import Probe
+
+        self.probe = Probe(model)
+        self.facts = {"device": next(model.parameters()).device.type,"precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+                      "gradient_checkpointing": bool(args.gradient_checkpointing)
+                      or _checkpointing(model)}
+
     def summary(self, warmup: int = 1) -> dict:
-        return summarize(self.micro, self.step_ends, self.losses, self.start, warmup)
+        out = summarize(self.micro, self.step_ends, self.losses, self.start, warmup)
+        out.update(self.facts)
+        if self.probe is not None and "warm_micro" in out:
+            out.update(executed(self.probe, self.micro[slice(*out["warm_micro"])],
+                                out["warm_seconds"]))
+        return out
+
+
+def _checkpointing(model) -> bool:
+    """Activation checkpointing switched on in any decoder layer (set by the trainer or, as
+    LLaMA-Factory does, by the tool on the model before the trainer sees it)."""
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+
+
+def executed(probe, window: list[dict], seconds: float) -> dict:
+    """Executed matmul FLOPs of the warm micro-batches (bench/flops.py) from what the probe
+    measured: positions through every layer (recomputation included) and the LM head."""
+    from bench.flops import executed_flops
+
+    totals = {"forward": 0, "recompute": 0, "backward": 0, "total": 0}
+    for m in window:
+        if "layers" not in m:
+            continue
+        f = executed_flops(probe.shape, m["computed"], m["head"], tuple(probe.input_grad),
+                           m["layers"], head_recompute=m.get("head_recompute", 0))
+        for k in totals:
+            totals[k] += f[k]
+    head = sum(m.get("head", 0) for m in window)
+    computed = sum(m["computed"] for m in window)
+    return {"executed_flops": totals, "executed_flops_per_s": totals["total"] / seconds
+            if seconds > 0 else 0.0, "head_fraction": head / computed if computed else 0.0,
+            "layer_input_grad": list(probe.input_grad),
+            "trainable_parameters": probe.trainable}
 
 
 def summarize(micro: list[dict], step_ends: list, losses: list[float], start, warmup: int = 1
@@ -159,9 +247,11 @@ def summarize(micro: list[dict], step_ends: list, losses: list[float], start, wa
         examples = sum(m.get("examples", 0) for m in warm)
         times = [b[0] - a[0] for a, b in zip(window, window[1:])]
         out.update(warm_steps=len(times), warm_seconds=w1 - w0, warm_cpu_seconds=c1 - c0,
+                   warm_micro=[m0, m1],
                    real_tokens_per_s=trained / (w1 - w0) if w1 > w0 else 0.0,
                    nonpad_tokens_per_s=nonpad / (w1 - w0) if w1 > w0 else 0.0,
                    examples_per_s=examples / (w1 - w0) if w1 > w0 else 0.0,
+                   examples_per_cpu_s=examples / (c1 - c0) if c1 > c0 else 0.0,
                    real_tokens_per_cpu_s=trained / (c1 - c0) if c1 > c0 else 0.0,
                    step_s_median=statistics.median(times), step_s_min=min(times),
                    step_s_max=max(times))
@@ -172,17 +262,24 @@ def summarize(micro: list[dict], step_ends: list, losses: list[float], start, wa
     return out
 
 
-def matmul_peak(threads: int, size: int = 1024, repeats: int = 12) -> float:
-    """Dense fp32 matmul FLOP/s of this machine now (best of ``repeats`` timed products)."""
+def matmul_peak(threads: int, size: int = 1024, repeats: int = 12, dtype: str = "float32",
+                device: str = "cpu") -> float:
+    """Dense matmul FLOP/s of this machine now: the best of ``repeats`` timed ``size``-square
+    products in ``dtype`` on ``device`` (``cuda``: synchronised around each product)."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    kind = getattr(torch, dtype)
+    a = torch.randn(size, size, device=device).to(kind)
+    b = torch.randn(size, size, device=device).to(kind)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(3):
         a @ b
+    sync()
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - t)
     return 2 * size**3 / best

@@ -157,7 +157,24 @@ def preprocess(spec: dict, workdir: Path) -> dict:
 
 
 def matmul(spec: dict, workdir: Path) -> dict:
-    from bench.measure import matmul_peak
+    """The dense matmul peaks utilisation is measured against: fp32 always; bf16 where the CPU
+    has it (torch's oneDNN check; ``bf16_native`` says whether the CPU flags show AVX512-BF16 or
+    AMX, without which oneDNN emulates bf16); on a GPU, the CUDA bf16 peak."""
+    import torch
 
-    flops = matmul_peak(spec["threads"], spec.get("size", 1024))
-    return {"matmul_flops": flops, "threads": spec["threads"]}
+    from bench.measure import matmul_peak
+    from lmforge.training.device import cpu_native_bf16
+
+    size = spec.get("size", 1024)
+    out = {"matmul_flops": matmul_peak(spec["threads"], size), "threads": spec["threads"],
+           "size": size}
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        out["matmul_flops_bf16"] = matmul_peak(spec["threads"], 2 * size, dtype="bfloat16")
+        out["bf16_native"] = cpu_native_bf16()
+    if torch.cuda.is_available():
+        for key, dtype in (("cuda_matmul_flops", "float32"), ("cuda_matmul_flops_bf16",
+                                                              "bfloat16")):
+            out[key] = matmul_peak(spec["threads"], 8192, repeats=20, dtype=dtype,
+                                   device="cuda")
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out

@@ -1,30 +1,45 @@
-"""Tables and targets from the jobs' results: every lmforge figure next to the reference figure
-measured in the same run, and their ratio (lmforge / reference)."""
+"""Tables from the jobs' results: every lmforge figure next to the reference figure measured in
+the same run, and their ratio (lmforge / reference). A figure repeated over runs is the median,
+with the spread (min-max) beside it. Targets: bench/targets.py."""
 
 from __future__ import annotations
 
+from bench.stats import median_spread
+
 # (key, label, format); ratios are lmforge / reference for every row
 TRAIN_METRICS = [
-    ("common_real_tokens_per_s", "real tokens/s, one count (lmforge's labels)", "{:,.0f}"),
-    ("real_tokens_per_s", "real (trained) tokens/s, each tool's own count", "{:,.0f}"),
-    ("examples_per_s", "examples/s", "{:,.1f}"),
-    ("real_tokens_per_cpu_s", "real tokens per CPU-second", "{:,.0f}"),
+    ("common_real_tokens_per_s", "trained tokens/s, one count (lmforge's labels per example)",
+     "{:,.1f}"),
+    ("real_tokens_per_s", "trained tokens/s, each tool's own labels", "{:,.1f}"),
+    ("examples_per_s", "examples/s", "{:,.2f}"),
+    ("common_real_tokens_per_cpu_s", "trained tokens per CPU-second, one count (robust to "
+     "other load)", "{:,.1f}"),
+    ("real_tokens_per_cpu_s", "trained tokens per CPU-second, each tool's own labels",
+     "{:,.1f}"),
     ("nonpad_tokens_per_s", "non-pad tokens/s", "{:,.0f}"),
-    ("computed_tokens", "computed tokens (all steps)", "{:,}"),
-    ("real_tokens", "real tokens (all steps)", "{:,}"),
-    ("pad_fraction", "pad fraction", "{:.1%}"),
-    ("steps", "optimizer steps", "{}"),
-    ("step_s_median", "step time median (s)", "{:.3f}"),
-    ("step_s_min", "step time min (s)", "{:.3f}"),
-    ("step_s_max", "step time max (s)", "{:.3f}"),
-    ("final_loss", "final loss per real token", "{:.4f}"),
-    ("eval_loss", "held-out loss per real token", "{:.4f}"),
-    ("final_reward_accuracy", "final reward accuracy", "{:.3f}"),
-    ("mfu", "MFU (6·params·non-pad tokens/s ÷ peak)", "{:.2%}"),
+    ("eval_loss", "held-out loss per trained token (one function, peft-loaded adapter)",
+     "{:.4f}"),
+    ("final_loss", "final training loss (last quarter of logged steps)", "{:.4f}"),
+    ("mfu_nominal", "utilisation, nominal: 6·N·non-pad tokens/s ÷ matmul peak", "{:.1%}"),
+    ("mfu_executed", "utilisation, executed FLOPs ÷ matmul peak", "{:.1%}"),
+    ("executed_gflops", "executed GFLOP/s (bench/flops.py)", "{:,.1f}"),
+    ("executed_per_token", "executed FLOPs per non-pad token ÷ N", "{:.2f}"),
+    ("head_fraction", "LM head positions ÷ computed positions", "{:.1%}"),
     ("peak_rss_mb", "peak RSS (MiB)", "{:,.0f}"),
     ("peak_gpu_mb", "peak GPU memory (MiB)", "{:,.0f}"),
+    ("pad_fraction", "pad fraction", "{:.1%}"),
+    ("computed_tokens", "computed positions (all steps)", "{:,.0f}"),
+    ("real_tokens", "trained tokens (all steps)", "{:,.0f}"),
+    ("steps", "optimizer steps", "{:.0f}"),
+    ("step_s_median", "step time median (s)", "{:.3f}"),
+    ("gradient_checkpointing", "gradient checkpointing", "{}"),
+    ("precision", "precision", "{}"),
+    ("repeats", "runs (interleaved)", "{}"),
     ("job_seconds", "job wall time (s)", "{:.1f}"),
 ]
+# rows whose ratio means nothing
+NO_RATIO = {"gradient_checkpointing", "precision", "repeats", "steps", "computed_tokens",
+            "real_tokens"}
 GEN_METRICS = [("tokens_per_s", "generated tokens/s", "{:,.1f}"),
                ("tokens_per_cpu_s", "generated tokens per CPU-second", "{:,.1f}"),
                ("prompts_per_s", "prompts/s", "{:.2f}"),
@@ -44,13 +59,6 @@ PREP_METRICS = [("examples_per_s", "examples/s", "{:,.0f}"),  # the median of th
                 ("blocks", "packed blocks", "{:,}"), ("seconds", "seconds (median)", "{:.2f}"),
                 ("peak_rss_mb", "peak RSS (MiB)", "{:,.0f}")]
 
-# the issue's figures for LLaMA-Factory and TRL (idle, 2 threads). They count every non-pad token
-# ("108 real tokens/s at 9.3 s/step" is a whole batch of 8 BBC prompts per step), and were taken
-# on a machine whose dense fp32 matmul peak was ~184 GFLOP/s: the absolute comparison scales
-# them by this machine's measured peak.
-LLAMA_FACTORY = {"a": {"lf": 3900.0, "trl": 2900.0}, "b": {"lf": 142.0, "trl": 108.0}}
-ISSUE_PEAK_FLOPS = 184e9
-MATCH = 0.02  # "matching loss": held-out losses within 2 %
 
 
 def fmt(value, pattern: str) -> str:
@@ -60,6 +68,15 @@ def fmt(value, pattern: str) -> str:
         return pattern.format(value)
     except (ValueError, TypeError):
         return str(value)
+
+
+def fmt_spread(r: dict, key: str, pattern: str) -> str:
+    """The figure, and its spread over repeated runs when there were several."""
+    text = fmt(r.get(key), pattern)
+    lo, hi, n = (r.get("spread", {}).get(key) or [None, None, 1])[:3]
+    if n > 1 and lo is not None and lo != hi:
+        text += f" ({fmt(lo, pattern)}–{fmt(hi, pattern)})"
+    return text
 
 
 def ratio(a, b) -> float | None:
@@ -78,127 +95,120 @@ def pairs(kind: str, labels: list[str]) -> list[tuple[str, str]]:
     return [(ours, x) for x in labels if x != ours]
 
 
-def add_common_count(results: dict[str, dict[str, dict]]) -> None:
-    """Real tokens/s with ONE definition of a trained token for every tool of a scenario.
+def _derive(r: dict, key: str, f) -> None:
+    """``r[key]`` = f(run) as the median over the successful runs (spread kept), or f(r)."""
+    runs = [x for x in r.get("runs", []) if "error" not in x]
+    values = [v for v in (f(x) for x in runs) if v is not None]
+    if values:
+        s = median_spread(values)
+        r[key] = s["median"]
+        r.setdefault("spread", {})[key] = [s["min"], s["max"], s["n"]]
+    elif not runs and f(r) is not None:
+        r[key] = f(r)
 
-    Tools disagree on what they train of the same example (trl's assistant mask of a ChatML
-    template also covers the newline after ``<|im_end|>``: one token more per example), so each
-    tool's own count rewards training more tokens. Here every job's examples/s is multiplied by
-    lmforge's trained tokens per example on the same data: the ratio is then the ratio of the
-    examples each tool gets through per second."""
+
+def add_common_count(results: dict[str, dict[str, dict]]) -> None:
+    """Trained tokens/s with ONE definition of a trained token for every tool of a scenario.
+
+    Tools disagree on what they train of the same example (a ChatML template whose assistant
+    turn ends in ``<|im_end|>\\n`` trains the newline too in trl and LLaMA-Factory: one token
+    more per example), so each tool's own count rewards training more tokens. Here every job's
+    examples/s is multiplied by lmforge's trained tokens per example on the same data: the
+    ratio is then the ratio of the examples each tool gets through per second."""
     for jobs in results.values():
         ours = next((r for label, r in jobs.items() if label.startswith("lmforge")), {})
         if not ours.get("examples") or "real_tokens" not in ours:
             continue
         per_example = ours["real_tokens"] / ours["examples"]
         for r in jobs.values():
-            if r.get("examples_per_s"):
-                r["common_real_tokens_per_s"] = r["examples_per_s"] * per_example
+            for rate in ("s", "cpu_s"):
+                if r.get(f"examples_per_{rate}"):
+                    _derive(r, f"common_real_tokens_per_{rate}",
+                            lambda x, k=f"examples_per_{rate}": x[k] * per_example
+                            if x.get(k) else None)
 
 
-def add_mfu(results: dict[str, dict[str, dict]], peak: float | None) -> None:
-    """MFU of every training job: 6 x total parameters x non-pad tokens/s / matmul peak."""
-    if not peak:
-        return
+def peak_for(r: dict, peak: dict) -> float | None:
+    """The matmul peak a job is measured against: its precision's, on its device."""
+    bf16 = r.get("precision") == "bf16"
+    if r.get("device") == "cuda":
+        return peak.get("cuda_matmul_flops_bf16" if bf16 else "cuda_matmul_flops")
+    return peak.get("matmul_flops_bf16" if bf16 else "matmul_flops")
+
+
+def add_utilisation(results: dict[str, dict[str, dict]], peak: dict) -> None:
+    """Utilisation of every training job, two ways, against the peak measured in the run:
+    nominal 6·N·non-pad tokens/s, and the executed FLOPs of bench/flops.py."""
     for jobs in results.values():
         for r in jobs.values():
-            if "nonpad_tokens_per_s" in r and r.get("parameters"):
-                r["mfu"] = 6 * r["parameters"] * r["nonpad_tokens_per_s"] / peak
+            p = peak_for(r, peak)
+            n = r.get("parameters")
+            if not p or not n or "nonpad_tokens_per_s" not in r:
+                continue
+            _derive(r, "mfu_nominal", lambda x: 6 * n * x["nonpad_tokens_per_s"] / p
+                    if x.get("nonpad_tokens_per_s") is not None else None)
+            _derive(r, "mfu_executed", lambda x: x["executed_flops_per_s"] / p
+                    if x.get("executed_flops_per_s") else None)
+            _derive(r, "executed_gflops", lambda x: x["executed_flops_per_s"] / 1e9
+                    if x.get("executed_flops_per_s") else None)
+            _derive(r, "executed_per_token", lambda x: x["executed_flops_per_s"] / (
+                n * x["nonpad_tokens_per_s"]) if x.get("executed_flops_per_s")
+                and x.get("nonpad_tokens_per_s") else None)
+            r["repeats"] = len([x for x in r.get("runs", [r]) if "error" not in x])
+
+
+def _peak_table(jobs: dict) -> dict:
+    peak = next(iter(jobs.values()), {})
+    rows = [["dense fp32 matmul peak (GFLOP/s)", fmt(peak.get("matmul_flops") and
+                                                     peak["matmul_flops"] / 1e9, "{:,.1f}")]]
+    if peak.get("matmul_flops_bf16"):
+        native = "native" if peak.get("bf16_native") else "emulated by oneDNN"
+        rows.append([f"dense bf16 matmul peak (GFLOP/s, {native})",
+                     fmt(peak["matmul_flops_bf16"] / 1e9, "{:,.1f}")])
+    for key, dtype in (("cuda_matmul_flops", "fp32"), ("cuda_matmul_flops_bf16", "bf16")):
+        if peak.get(key):
+            rows.append([f"CUDA {dtype} matmul peak (GFLOP/s, {peak.get('gpu')})",
+                         fmt(peak[key] / 1e9, "{:,.1f}")])
+    return {"columns": ["metric", "value"], "rows": rows, "notes": []}
+
+
+def notes(jobs: dict[str, dict]) -> list[str]:
+    """Skipped tools, failed runs and gate warnings of a scenario, to print under its table."""
+    out = []
+    for label, r in jobs.items():
+        if "skipped" in r:
+            out.append(f"{label}: {r['skipped']}")
+        if r.get("failed_runs"):
+            out.append(f"{label}: {r['failed_runs']} failed run(s): {r['run_errors'][0]}")
+        if r.get("eval_error"):
+            out.append(f"{label}: held-out loss failed: {r['eval_error']}")
+        for w in dict.fromkeys(r.get("gate_warnings", [])):
+            out.append(f"{label}: gate: {w}")
+    return out
 
 
 def table(kind: str, jobs: dict[str, dict]) -> dict:
-    """{"columns": [...], "rows": [[metric, figures and ratios...], ...]} ready to print:
-    one lmforge column and (reference, ratio) column pairs; preprocessing compares
-    single-process with single-process and multi-process with multi-process."""
+    """{"columns": [...], "rows": [[metric, figures and ratios...], ...], "notes": [...]}
+    ready to print: one lmforge column and (reference, ratio) column pairs; preprocessing
+    compares single-process with single-process and multi-process with multi-process."""
     if kind == "mfu":
-        peak = next(iter(jobs.values()), {}).get("matmul_flops")
-        return {"columns": ["metric", "value"],
-                "rows": [["dense fp32 matmul peak (GFLOP/s)", fmt(peak and peak / 1e9,
-                                                                  "{:,.1f}")]]}
+        return _peak_table(jobs)
     metrics = {"generate": GEN_METRICS, "preprocess": PREP_METRICS}.get(kind, TRAIN_METRICS)
-    cols = pairs(kind, list(jobs))
+    run = {k: v for k, v in jobs.items() if "skipped" not in v}
+    cols = pairs(kind, list(run)) if run else []
     grouped = kind == "preprocess"
-    header = ["metric"] + ([] if grouped else [cols[0][0]])
+    header = ["metric"] + ([] if grouped or not cols else [cols[0][0]])
     for mine, ref in cols:
         header += ([mine] if grouped else []) + [ref, f"{mine} / {ref}"]
     rows = []
     for key, label, pattern in metrics:
-        if not any(key in jobs.get(x, {}) for pair in cols for x in pair):
+        if not any(key in run.get(x, {}) for pair in cols for x in pair):
             continue
-        row = [label] + ([] if grouped else [fmt(jobs[cols[0][0]].get(key), pattern)])
+        row = [label] + ([] if grouped else [fmt_spread(run[cols[0][0]], key, pattern)])
         for mine, ref in cols:
-            a, b = jobs.get(mine, {}).get(key), jobs.get(ref, {}).get(key)
-            row += ([fmt(a, pattern)] if grouped else []) + [fmt(b, pattern),
-                                                            fmt(ratio(a, b), "{:.2f}x")]
+            a, b = run.get(mine, {}), run.get(ref, {})
+            r = "" if key in NO_RATIO else fmt(ratio(a.get(key), b.get(key)), "{:.2f}x")
+            row += ([fmt_spread(a, key, pattern)] if grouped else []) + [
+                fmt_spread(b, key, pattern), r]
         rows.append(row)
-    return {"columns": header, "rows": rows}
-
-
-def _target(name: str, value, goal: str, met: bool | None, note: str = "") -> dict:
-    return {"target": name, "value": value, "goal": goal, "met": met, "note": note}
-
-
-def _sft_targets(key: str, jobs: dict, goal: float, peak: float | None) -> list[dict]:
-    ours, trl = jobs.get("lmforge", {}), jobs.get("trl", {})
-    key_tps = "common_real_tokens_per_s" if "common_real_tokens_per_s" in ours \
-        and "common_real_tokens_per_s" in trl else "real_tokens_per_s"
-    r = ratio(ours.get(key_tps), trl.get(key_tps))
-    la, lb = ours.get("eval_loss"), trl.get("eval_loss")
-    matching = la is not None and lb is not None and la <= lb * (1 + MATCH)
-    out = [_target(f"({key}) real tokens/s vs TRL defaults, at matching held-out loss",
-                   fmt(r, "{:.2f}x"), f">= {goal}x, loss within {MATCH:.0%}",
-                   None if r is None else (r >= goal and matching),
-                   f"held-out loss {fmt(la, '{:.4f}')} vs {fmt(lb, '{:.4f}')}"
-                   + ("; one count of trained tokens" if key_tps.startswith("common") else ""))]
-    lf = LLAMA_FACTORY[key]
-    lf_ratio = lf["lf"] / lf["trl"]
-    out.append(_target(f"({key}) above LLaMA-Factory (its speed-up over TRL in the issue)",
-                       fmt(r, "{:.2f}x"), f"> {lf_ratio:.2f}x",
-                       None if r is None else r > lf_ratio,
-                       "the issue measured LLaMA-Factory at {:,.0f} vs TRL {:,.0f} real tok/s"
-                       .format(lf["lf"], lf["trl"])))
-    tps = ours.get("nonpad_tokens_per_s")
-    scale = peak / ISSUE_PEAK_FLOPS if peak else 1.0
-    out.append(_target(f"({key}) above LLaMA-Factory's absolute figure", fmt(tps, "{:,.0f}"),
-                       f"> {lf['lf'] * scale:,.0f} non-pad tok/s",
-                       None if tps is None else tps > lf["lf"] * scale,
-                       f"the issue's {lf['lf']:,.0f} non-pad tok/s"
-                       + (f" x {scale:.2f} (this machine's matmul peak / the issue's)"
-                          if peak else " (no peak measured: unscaled)")
-                       + "; other model and data than the issue's"))
-    return out
-
-
-def targets(results: dict[str, dict[str, dict]], peak: float | None = None) -> list[dict]:
-    out = []
-    if "a" in results:
-        out += _sft_targets("a", results["a"], 1.5, peak)
-    if "b" in results:
-        out += _sft_targets("b", results["b"], 2.0, peak)
-    if "c" in results:
-        pad = results["c"].get("lmforge", {}).get("pad_fraction")
-        out.append(_target("(c) pad fraction with packing", fmt(pad, "{:.1%}"), "<= 3%",
-                           None if pad is None else pad <= 0.03))
-    if "e" in results:
-        jobs = results["e"]
-        r = ratio(jobs.get("lmforge batched", {}).get("tokens_per_s"),
-                  jobs.get("one-by-one", {}).get("tokens_per_s"))
-        out.append(_target("(e) batched generation vs one-by-one", fmt(r, "{:.1f}x"), ">= 5x",
-                           None if r is None else r >= 5))
-    if "f" in results:
-        for label, r in results["f"].items():
-            if label.startswith("lmforge"):
-                eps, tok = r.get("examples_per_s"), r.get("tokenizer_examples_per_s")
-                note = "" if tok is None else (
-                    f"the Rust tokenizer alone: {tok:,.0f} ex/s on 2 threads "
-                    f"({fmt(r.get('tokenizer_1t_examples_per_s'), '{:,.0f}')} on 1), so the "
-                    f"pipeline runs at {fmt(r.get('of_tokenizer'), '{:.0%}')} of it; load "
-                    f"{fmt(r.get('load_average'), '{:.1f}')}")
-                out.append(_target(f"(f) preprocessing, {label}", fmt(eps, "{:,.0f} ex/s"),
-                                   ">= 10,000 ex/s", None if eps is None else eps >= 10_000,
-                                   note))
-    for key in ("a", "b", "c"):
-        m = results.get(key, {}).get("lmforge", {}).get("mfu")
-        if m is not None:
-            out.append(_target(f"({key}) MFU, lmforge", fmt(m, "{:.1%}"), "reported", None))
-    return out
+    return {"columns": header, "rows": rows, "notes": notes(jobs)}

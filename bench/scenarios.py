@@ -3,6 +3,11 @@
 ``SCENARIOS[key].jobs(workdir, quick, threads)`` returns ``[(label, spec)]``; the first label is
 lmforge, the others are the references it is compared with (report.py). ``--quick`` shrinks every
 scenario to a smoke test (tests use it); the numbers of a quick run mean little.
+
+The SFT scenarios (a, ap, b) run lmforge at its defaults against LLaMA-Factory and TRL twice each:
+at their own defaults (gradient checkpointing on) and at speed-fair settings (checkpointing off;
+the padding policy is the same for all: rows padded to the longest of a random batch, or packed in
+``ap``). ``repeats`` of them run interleaved (runner.py).
 """
 
 from __future__ import annotations
@@ -24,31 +29,51 @@ class Scenario:
     title: str
     jobs: Callable[[Path, bool, int], list[tuple[str, dict]]]
     kind: str = "train"  # train | generate | preprocess | mfu
+    repeats: int = 1  # interleaved repetitions of the scenario's jobs (--repeats overrides)
 
 
-def _sft_jobs(base: dict, lmforge: dict) -> list[tuple[str, dict]]:
-    return [("trl", dict(base, job="trl_sft")), ("hf-trainer", dict(base, job="hf_trainer")),
-            ("lmforge", dict(base, job="lmforge_lm", lmforge=lmforge))]
+def sft_tools(base: dict, lf_template: str, packing: bool = False) -> list[tuple[str, dict]]:
+    """lmforge at its defaults; LLaMA-Factory and TRL at their defaults and speed-fair."""
+    from lmforge.utils.builtin import resolve
+
+    model_path = str(resolve(base["model"])) if base["model"].startswith("builtin:") \
+        else base["model"]
+    lf = dict(base, job="lf_sft", python="llamafactory", model_path=model_path,
+              lf_template=lf_template, packing=packing)
+    trl = dict(base, job="trl_sft", packing=packing)
+    return [("lmforge", dict(base, job="lmforge_lm",
+                             lmforge_data={"packing": True} if packing else {})),
+            ("LLaMA-Factory", dict(lf, settings="defaults")),
+            ("TRL", dict(trl, settings="defaults")),
+            ("LLaMA-Factory fair", dict(lf, settings="fair")),
+            ("TRL fair", dict(trl, settings="fair"))]
 
 
-def sft_tiny(work: Path, quick: bool, threads: int):
-    n, n_eval = (48, 16) if quick else (192, 48)
-    base = {"model": str(data.tiny_bench_model()), "stage": "sft", "format": "alpaca",
+def _tiny_base(work: Path, quick: bool, threads: int) -> dict:
+    n, n_eval = (32, 16) if quick else (320, 48)
+    return {"model": str(data.tiny_bench_model()), "stage": "sft", "format": "alpaca",
             "train_file": str(data.write_jsonl(data.instructions(n, 0), work / "train.jsonl")),
             "eval_file": str(data.write_jsonl(data.instructions(n_eval, 1), work / "eval.jsonl")),
             "max_length": 512, "batch_size": 8, "lr": 1e-3, "seed": 0, "threads": threads,
             "lora": LORA, "warmup_steps": 1 if quick else 2}
-    return _sft_jobs(base, {"group_by_length": True})
+
+
+def sft_tiny(work: Path, quick: bool, threads: int):
+    return sft_tools(_tiny_base(work, quick, threads), "chatml")
+
+
+def sft_tiny_packed(work: Path, quick: bool, threads: int):
+    return sft_tools(_tiny_base(work, quick, threads), "chatml", packing=True)
 
 
 def sft_bbc(work: Path, quick: bool, threads: int):
-    train, evals = data.bbc(16 if quick else 64, 8 if quick else 16)
+    train, evals = data.bbc(16 if quick else 40, 8 if quick else 16)
     base = {"model": SMOLLM2, "stage": "sft", "format": "alpaca",
             "train_file": str(data.write_jsonl(train, work / "train.jsonl")),
             "eval_file": str(data.write_jsonl(evals, work / "eval.jsonl")),
             "max_length": 256, "batch_size": 8, "lr": 1e-3, "seed": 0, "threads": threads,
             "lora": LORA, "warmup_steps": 1}
-    return _sft_jobs(base, {"group_by_length": True})
+    return sft_tools(base, "smollm2")
 
 
 def pretrain(work: Path, quick: bool, threads: int):
@@ -106,9 +131,12 @@ def mfu(work: Path, quick: bool, threads: int):
 
 SCENARIOS: dict[str, Scenario] = {s.key: s for s in [
     Scenario("a", "sft-tiny", "SFT, LoRA r8, tiny Llama (3.5M), variable-length instructions",
-             sft_tiny),
+             sft_tiny, repeats=3),
+    Scenario("ap", "sft-tiny-packed", "SFT, LoRA r8, tiny Llama (3.5M), variable-length "
+             "instructions, packed (lmforge packing, LLaMA-Factory neat_packing, TRL packing)",
+             sft_tiny_packed, repeats=3),
     Scenario("b", "sft-bbc", "SFT, LoRA r8, SmolLM2-135M-Instruct, BBC News (label trained)",
-             sft_bbc),
+             sft_bbc, repeats=3),
     Scenario("c", "pretrain", "Pretraining (full), tiny Llama, raw text, packing", pretrain),
     Scenario("d", "dpo", "DPO, LoRA r8, tiny Llama, synthetic pairs", dpo),
     Scenario("e", "generation", "Generation: 64 chat prompts, up to 64 new tokens, batched vs "
@@ -122,7 +150,7 @@ SCENARIOS: dict[str, Scenario] = {s.key: s for s in [
 
 
 def select(names: list[str]) -> list[Scenario]:
-    """Scenarios by key (a-g) or name; all when none are given."""
+    """Scenarios by key (a, ap, b-g) or name; all when none are given."""
     if not names:
         return list(SCENARIOS.values())
     by_name = {s.name: s for s in SCENARIOS.values()}

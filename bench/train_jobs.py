@@ -1,18 +1,21 @@
 """Training jobs (SFT and pretraining), one per trainer, each run in its own worker process.
 
 Every job gets the same spec: model, data files, LoRA settings, batch size, learning rate,
-scheduler, epochs, max_length, seed, threads. Each uses its tool the way a user would:
+scheduler, epochs, max_length, seed, threads, precision (the harness fixes it for every tool,
+like the batch size). Each uses its tool the way a user would:
 
-- ``lmforge``: the ``sft`` / ``pt`` stage from a run config (the same code as ``lmforge train``),
-  with the speed settings of the scenario (``spec["lmforge"]``: packing, group_by_length, ...);
-- ``trl``: ``trl.SFTTrainer`` with its defaults (gradient checkpointing on, padding to the longest
-  in the batch, its fused LM head), given conversational prompt/completion rows (or raw text),
-  and a peft ``LoraConfig``; only ``use_cpu`` / ``bf16=False`` are set because the CPU needs them;
+- ``lmforge``: the ``sft`` / ``pt`` stage from a run config (the same code as ``lmforge train``)
+  at its defaults, plus the scenario's data settings (``spec["lmforge_data"]``: packing);
+- ``trl``: ``trl.SFTTrainer`` given conversational prompt/completion rows (or raw text) and a
+  peft ``LoraConfig``; ``settings: defaults`` keeps its defaults (gradient checkpointing on,
+  padding to the longest in the batch), ``fair`` switches checkpointing off; ``packing`` scenarios
+  set ``packing=True`` (its best-fit-decreasing packing, padding-free);
 - ``hf``: transformers' ``Trainer`` on the rows lmforge's pipeline encodes (identical tokens and
   labels), with a plain padding collator (``DataCollatorForSeq2Seq``) and a peft model.
 
-After training, every model is scored on the same held-out rows (lmforge's encoding) with the
-same code: the loss per trained token, so quality is compared on one yardstick.
+Every job saves its adapter (or model) to ``spec["save_dir"]``; ``eval_saved`` then scores it in
+a fresh process on the same held-out rows (lmforge's encoding and masking) with the same code,
+the loss per trained token: one yardstick for every tool, LLaMA-Factory's included.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def _run_config(spec: dict, train_file: str, out: str, extra_train: dict | None 
              "max_steps": spec.get("max_steps", -1), "batch_size": spec["batch_size"],
              "learning_rate": spec["lr"], "lr_scheduler": spec.get("scheduler", "linear"),
              "logging_steps": 1, "save_steps": 100000, "report_to": ["none"],
-             "seed": spec["seed"], "num_threads": spec["threads"]}
+             "seed": spec["seed"], "num_threads": spec["threads"],
+             "precision": spec.get("precision", "fp32")}
     train.update(extra_train or {})
     cfg = {"stage": spec["stage"], "model": {"path": spec["model"]}, "data": data, "train": train}
     cfg["adapter"] = dict(spec["lora"], type="lora") if spec.get("lora") else {"type": "full"}
@@ -82,12 +86,34 @@ def eval_loss(model, rows: list[dict], pad_id: int, batch: int = 8) -> float:
     return total / max(count, 1)
 
 
-def _finish(rec: Recorder, model, spec: dict, pad_id: int, extra: dict | None = None) -> dict:
+def _finish(rec: Recorder, model, spec: dict, extra: dict | None = None) -> dict:
     out = rec.summary(spec.get("warmup_steps", 1))
     out["parameters"] = sum(p.numel() for p in model.parameters())
-    out["eval_loss"] = eval_loss(model, encoded(spec, spec["eval_file"]), pad_id)
     out.update(extra or {})
     return out
+
+
+def eval_saved(spec: dict, workdir: Path) -> dict:
+    """The held-out loss of the adapter (or full model) a training job saved in
+    ``spec["save_dir"]``: loaded with peft onto the base model, fp32, lmforge's encoding."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    saved = Path(spec["save_dir"])
+    if (saved / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base, tokenizer = _load(spec)
+        model = PeftModel.from_pretrained(base, str(saved))
+    else:  # a full model; the tokenizer is the base model's
+        from transformers import AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(_base_path(spec))
+    rows = encoded(spec, spec["eval_file"])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return {"eval_loss": eval_loss(model, rows, pad), "eval_rows": len(rows),
+            "eval_tokens": sum(sum(1 for x in r["labels"][1:] if x != -100) for r in rows)}
 
 
 def lmforge_lm(spec: dict, workdir: Path) -> dict:
@@ -103,12 +129,11 @@ def lmforge_lm(spec: dict, workdir: Path) -> dict:
         def on_train_end(self, args, state, control, model=None, **kwargs):
             grabbed["model"] = model
 
-    cfg = validate(_run_config(spec, spec["train_file"], str(workdir / "run"),
-                               spec.get("lmforge", {})))
+    out = Path(spec["save_dir"])
+    cfg = validate(_run_config(spec, spec["train_file"], str(out), spec.get("lmforge", {})))
     result = stages.run(cfg, callbacks=[rec.callback(), Grab()])
-    packing = json.loads((workdir / "run" / "data_stats.json").read_text()).get("packing")
-    pad = grabbed["model"].config.pad_token_id
-    return _finish(rec, grabbed["model"], spec, pad if pad is not None else 0,
+    packing = json.loads((out / "data_stats.json").read_text()).get("packing")
+    return _finish(rec, grabbed["model"], spec,
                    {"train_loss": result.metrics.get("train_loss"), "packing": packing})
 
 
@@ -120,20 +145,28 @@ def _lora(spec: dict):
                       target_modules=lora["target_modules"], task_type="CAUSAL_LM")
 
 
+def _base_path(spec: dict) -> str:
+    from lmforge.utils.builtin import resolve
+
+    return str(resolve(spec["model"])) if spec["model"].startswith("builtin:") else spec["model"]
+
+
 def _load(spec: dict):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lmforge.utils.builtin import resolve
-
-    path = resolve(spec["model"]) if spec["model"].startswith("builtin:") else spec["model"]
+    path = _base_path(spec)
     torch.manual_seed(spec["seed"])
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), \
         AutoTokenizer.from_pretrained(path)
 
 
 def _common_args(spec: dict, workdir: Path) -> dict:
-    return dict(output_dir=str(workdir / "out"), use_cpu=True, bf16=False,
+    import torch
+
+    bf16 = spec.get("precision", "fp32") == "bf16"
+    return dict(output_dir=str(workdir / "out"), use_cpu=not torch.cuda.is_available(),
+                bf16=bf16,
                 per_device_train_batch_size=spec["batch_size"], learning_rate=spec["lr"],
                 num_train_epochs=spec.get("epochs", 1.0), max_steps=spec.get("max_steps", -1),
                 lr_scheduler_type=spec.get("scheduler", "linear"), seed=spec["seed"],
@@ -153,6 +186,29 @@ def trl_rows(spec: dict) -> list[dict]:
     return out
 
 
+def count_trl_fused_head(rec: Recorder) -> bool:
+    """trl's SFTTrainer projects hidden states onto the vocabulary with its own chunked
+    log-prob function (``lm_head.weight`` used directly, so no module hook sees it; the backward
+    computes each logits tile again). Count its rows for the executed FLOPs; False where this
+    trl has no such function (the LM head hook then counts)."""
+    import torch
+
+    try:
+        from trl.kernels.chunked_logprob import ChunkedLogProbFunction as fused
+    except ImportError:
+        return False
+    original = fused.apply
+
+    def apply(hidden, *args):
+        if rec.probe is not None and torch.is_grad_enabled():
+            rec.probe.head_positions += hidden.shape[0]
+            rec.probe.head_recompute += hidden.shape[0]
+        return original(hidden, *args)
+
+    fused.apply = apply
+    return True
+
+
 def trl_sft(spec: dict, workdir: Path) -> dict:
     import datasets
     import torch
@@ -161,16 +217,21 @@ def trl_sft(spec: dict, workdir: Path) -> dict:
     torch.set_num_threads(spec["threads"])
     rec = Recorder()
     rec.install()
+    fused_head = count_trl_fused_head(rec)
     model, tokenizer = _load(spec)
-    args = SFTConfig(max_length=spec["max_length"], **_common_args(spec, workdir))
+    settings = spec.get("settings", "defaults")
+    extra = {"gradient_checkpointing": False} if settings == "fair" else {}
+    if spec.get("packing"):
+        extra["packing"] = True
+    args = SFTConfig(max_length=spec["max_length"], **_common_args(spec, workdir), **extra)
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=datasets.Dataset.from_list(trl_rows(spec)),
                          peft_config=_lora(spec) if spec.get("lora") else None,
                          callbacks=[rec.callback()])
     out = trainer.train()
-    return _finish(rec, trainer.model, spec, tokenizer.pad_token_id,
-                   {"train_loss": out.training_loss,
-                    "gradient_checkpointing": args.gradient_checkpointing})
+    trainer.save_model(spec["save_dir"])
+    return _finish(rec, trainer.model, spec, {"train_loss": out.training_loss,
+                                              "settings": settings, "fused_head": fused_head})
 
 
 def hf_trainer(spec: dict, workdir: Path) -> dict:
@@ -194,5 +255,5 @@ def hf_trainer(spec: dict, workdir: Path) -> dict:
                                                            label_pad_token_id=-100),
                       callbacks=[rec.callback()])
     out = trainer.train()
-    return _finish(rec, trainer.model, spec, tokenizer.pad_token_id,
-                   {"train_loss": out.training_loss})
+    trainer.save_model(spec["save_dir"])
+    return _finish(rec, trainer.model, spec, {"train_loss": out.training_loss})

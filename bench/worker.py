@@ -19,6 +19,8 @@ JOBS = {
     "lmforge_lm": "bench.train_jobs:lmforge_lm",
     "trl_sft": "bench.train_jobs:trl_sft",
     "hf_trainer": "bench.train_jobs:hf_trainer",
+    "eval_saved": "bench.train_jobs:eval_saved",
+    "lf_sft": "bench.lf_jobs:lf_sft",
     "lmforge_dpo": "bench.dpo_jobs:lmforge_dpo",
     "trl_dpo": "bench.dpo_jobs:trl_dpo",
     "generate": "bench.other_jobs:generate",

@@ -1,5 +1,6 @@
-"""``python -m bench`` end to end on its quick generation scenario: a fresh worker process per
-job, the table printed, results.json and results.md written with the targets."""
+"""``python -m bench`` end to end on quick scenarios: a fresh worker process per job, the table
+printed, results.json and results.md written with the targets; without LLaMA-Factory's venv its
+jobs are skipped with the reason, and the other tools are still measured and scored."""
 
 from __future__ import annotations
 
@@ -38,3 +39,34 @@ def test_bench_list_and_unknown_scenario():
     bad = subprocess.run([sys.executable, "-m", "bench", "zz"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "unknown scenario 'zz'" in bad.stderr
+
+
+def test_bench_quick_sft_without_the_llamafactory_venv(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO),
+               LMFORGE_BENCH_LF_PYTHON=str(tmp_path / "no-venv" / "bin" / "python"))
+    proc = subprocess.run([sys.executable, "-m", "bench", "a", "--quick", "--threads", "1",
+                           "--gate-timeout", "1", "--out", str(tmp_path / "out")], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "LLaMA-Factory: skipped (LLaMA-Factory not run: " in proc.stdout
+    assert "make bench-peers" in proc.stdout
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    jobs = doc["scenarios"]["a"]["jobs"]
+    assert "make bench-peers" in jobs["LLaMA-Factory fair"]["skipped"]
+    assert doc["machine"]["llamafactory"]["skipped"].startswith("LLaMA-Factory not run")
+    ours, trl, fair = jobs["lmforge"], jobs["TRL"], jobs["TRL fair"]
+    # one held-out loss function for every tool, on the adapter each one saved
+    for r in (ours, trl, fair):
+        assert 0 < r["eval_loss"] < 20 and "gate" in r["runs"][0]
+        assert 0 < r["mfu_executed"] < 1 and 0 < r["mfu_nominal"] < 1
+        assert r["precision"] == "fp32" and r["peak_rss_mb"] > 50
+    assert trl["gradient_checkpointing"] is True and fair["gradient_checkpointing"] is False
+    assert ours["gradient_checkpointing"] is False
+    # lmforge projects only the trained positions onto the vocabulary, trl every position;
+    # trl's checkpointing recomputes the forward pass
+    assert ours["head_fraction"] < 0.5 < trl["head_fraction"]
+    assert trl["executed_flops"]["recompute"] > 0 == ours["executed_flops"]["recompute"]
+    assert ours["examples"] == trl["examples"] == 32
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| lmforge | TRL | lmforge / TRL |" in md and "utilisation, executed" in md
+    assert "- LLaMA-Factory: LLaMA-Factory not run" in md

@@ -1,5 +1,6 @@
 """The benchmark's Recorder on a real Trainer run: every micro-batch counted once, in order,
-step boundaries and losses recorded, figures consistent with the data (bench/measure.py)."""
+step boundaries and losses recorded, figures consistent with the data, and the executed FLOPs of
+the warm steps from what the probe measured (bench/measure.py, bench/flops.py)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,23 @@ def test_recorder_counts_a_trainer_run(tiny_model_dir, tmp_path):
     assert s["computed_tokens"] >= used and 0 < s["pad_fraction"] < 1
     assert s["warm_steps"] == 2 and s["real_tokens_per_s"] > 0
     assert Trainer.training_step is original  # uninstalled
+    # the plain Trainer projects every position onto the vocabulary, computes each layer once
+    assert s["precision"] == "fp32" and s["gradient_checkpointing"] is False
+    assert s["device"] == "cpu" and s["head_fraction"] == 1.0
+    layers = rec.probe.shape.layers
+    assert all(m["head"] == m["computed"] and m["layers"] == [m["computed"]] * layers
+               for m in rec.micro)
+    from bench.flops import executed_flops
+
+    warm = rec.micro[slice(*s["warm_micro"])]
+    assert len(warm) == 4  # two warm steps of two micro-batches
+    # a full fine-tune: the embeddings are trained, so every layer's input needs a gradient,
+    # every weight gets one, and the executed FLOPs are exactly 6 x the matrix weights per position
+    assert rec.probe.input_grad == [True] * layers
+    shape = rec.probe.shape
+    n = sum(x.d_in * x.d_out for x in shape.linears) + shape.hidden * shape.vocab
+    want = sum(6 * n * m["computed"] for m in warm)
+    assert want == sum(executed_flops(shape, m["computed"], m["computed"], (True,) * layers)
+                       ["total"] for m in warm)
+    assert s["executed_flops"]["total"] == want and s["executed_flops"]["recompute"] == 0
+    assert s["executed_flops_per_s"] == pytest.approx(want / s["warm_seconds"])

@@ -1,5 +1,6 @@
 """The benchmark's arithmetic: token counting per batch, warm-step throughput, tables with
-ratios, and the target verdicts (bench/measure.py, bench/report.py)."""
+ratios and spreads, utilisation, and the target verdicts (bench/measure.py, bench/report.py,
+bench/targets.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,29 @@ torch = pytest.importorskip("torch")
 
 
 def test_batch_counts_padded_packed_and_preference():
-    from bench.measure import batch_counts
+    from bench.measure import batch_counts, feature_counts
 
     padded = {"input_ids": torch.zeros(2, 5, dtype=torch.long),
               "attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]),
               "labels": torch.tensor([[-100, 5, 6, -100, -100], [-100, -100, 7, 8, 9]])}
     assert batch_counts(padded) == {"computed": 10, "nonpad": 8, "trained": 5, "examples": 2}
-    # packed rows carry no mask: the features' own lengths give the non-pad tokens
+    # lmforge's packed rows carry no mask: three examples in the first row, one in the second,
+    # whose padding the collator gives positions of its own (restarting at 0: not an example)
+    features = [{"input_ids": [1] * 6, "position_ids": [0, 1, 0, 1, 2, 0]},
+                {"input_ids": [1] * 4, "position_ids": [0, 1, 2, 3]}]
+    pre = feature_counts(features)
     packed = {"input_ids": torch.zeros(2, 6, dtype=torch.long),
               "labels": torch.full((2, 6), -100),
-              # three examples in the first row, one in the second (then padding)
-              "position_ids": torch.tensor([[0, 1, 0, 1, 2, 0], [0, 1, 2, 3, 4, 5]])}
+              "position_ids": torch.tensor([[0, 1, 0, 1, 2, 0], [0, 1, 2, 3, 0, 1]])}
     packed["labels"][0, 2:4] = 1
-    features = [{"input_ids": [1] * 6}, {"input_ids": [1] * 4}]
-    assert batch_counts(packed, features) == {"computed": 12, "nonpad": 10, "trained": 2,
-                                              "examples": 4}
+    assert batch_counts(packed, pre) == {"computed": 12, "nonpad": 10, "trained": 2,
+                                         "examples": 4}
+    # LLaMA-Factory's neat packing: segment ids in the mask, zeros are padding
+    neat = feature_counts([{"input_ids": [5] * 6, "attention_mask": [1, 1, 2, 2, 2, 0]}])
+    assert neat == {"nonpad": 5, "examples": 2}
+    # trl's packed rows: one example per sequence length
+    assert feature_counts([{"input_ids": [5] * 5, "seq_lengths": [2, 3]}]) == \
+        {"nonpad": 5, "examples": 2}
     pref = {"input_ids": torch.zeros(4, 3, dtype=torch.long),
             "attention_mask": torch.ones(4, 3, dtype=torch.long),
             "completion_mask": torch.tensor([[0, 1, 1]] * 4)}
@@ -54,64 +63,84 @@ def _train(tps, loss, pad=0.1):
 
 def test_table_puts_every_figure_next_to_the_reference_with_the_ratio():
     from bench.report import table
+    from bench.stats import aggregate
 
-    t = table("train", {"trl": _train(100, 2.0), "hf-trainer": _train(150, 2.0),
-                        "lmforge": _train(300, 1.99)})
-    assert t["columns"] == ["metric", "lmforge", "trl", "lmforge / trl", "hf-trainer",
-                            "lmforge / hf-trainer"]
-    row = next(r for r in t["rows"] if r[0].startswith("real (trained)"))
-    assert row == ["real (trained) tokens/s, each tool's own count", "300", "100", "3.00x", "150",
-                   "2.00x"]
+    runs = [dict(_train(tps, 1.99), gate={}) for tps in (280, 300, 330)]
+    t = table("train", {"TRL": _train(100, 2.0), "LLaMA-Factory": _train(150, 2.0),
+                        "lmforge": aggregate(runs),
+                        "LLaMA-Factory fair": {"skipped": "no peer venv"}})
+    assert t["columns"] == ["metric", "lmforge", "TRL", "lmforge / TRL", "LLaMA-Factory",
+                            "lmforge / LLaMA-Factory"]
+    row = next(r for r in t["rows"] if r[0].startswith("trained tokens/s, each"))
+    assert row == ["trained tokens/s, each tool's own labels", "300.0 (280.0–330.0)", "100.0",
+                   "3.00x", "150.0", "2.00x"]
+    assert t["notes"] == ["LLaMA-Factory fair: no peer venv"]
     prep = table("preprocess", {"lmforge": {"examples_per_s": 200}, "trl": {"examples_per_s": 100},
                                 "lmforge x2": {"examples_per_s": 300},
                                 "trl x2": {"examples_per_s": 150}})
     assert prep["rows"][0] == ["examples/s", "200", "100", "2.00x", "300", "150", "2.00x"]
 
 
-def test_targets_and_mfu():
-    from bench.report import add_mfu, targets
+def test_targets_and_utilisation():
+    from bench.report import add_utilisation
+    from bench.targets import targets
 
-    results = {"a": {"trl": _train(100, 2.0), "lmforge": _train(160, 2.03)},
-               "b": {"trl": _train(100, 2.0), "lmforge": _train(250, 2.1)},
+    lf = dict(_train(100, 2.0), peak_rss_mb=3000)
+    results = {"a": {"TRL": _train(100, 2.0), "lmforge": _train(160, 2.03),
+                     "LLaMA-Factory fair": {"skipped": "LLaMA-Factory not run: no venv"}},
+               "b": {"TRL": _train(100, 2.0), "LLaMA-Factory": lf,
+                     "lmforge": dict(_train(250, 2.1), executed_flops_per_s=7.5e5,
+                                     peak_rss_mb=4000, precision="bf16")},
                "c": {"lmforge": _train(10, 1.0, pad=0.02)},
                "e": {"lmforge batched": {"tokens_per_s": 60}, "one-by-one": {"tokens_per_s": 10}},
                "f": {"lmforge": {"examples_per_s": 12000}, "trl": {"examples_per_s": 1}}}
-    add_mfu(results, peak=1e6)
-    assert results["a"]["lmforge"]["mfu"] == pytest.approx(6 * 1000 * 320 / 1e6)
-    verdict = {t["target"]: t["met"] for t in targets(results)}
-    assert verdict["(a) real tokens/s vs TRL defaults, at matching held-out loss"] is True
-    # 2.5x but the held-out loss is 5 % worse: not "at matching loss"
-    assert verdict["(b) real tokens/s vs TRL defaults, at matching held-out loss"] is False
-    assert verdict["(b) above LLaMA-Factory (its speed-up over TRL in the issue)"] is True
-    assert verdict["(c) pad fraction with packing"] is True
-    assert verdict["(e) batched generation vs one-by-one"] is True
-    assert verdict["(f) preprocessing, lmforge"] is True
-    assert verdict["(a) MFU, lmforge"] is None
+    add_utilisation(results, {"matmul_flops": 1e6, "matmul_flops_bf16": 2e6})
+    assert results["a"]["lmforge"]["mfu_nominal"] == pytest.approx(6 * 1000 * 320 / 1e6)
+    b = results["b"]["lmforge"]  # a bf16 job is measured against the bf16 peak
+    assert b["mfu_nominal"] == pytest.approx(6 * 1000 * 500 / 2e6)
+    assert b["mfu_executed"] == pytest.approx(7.5e5 / 2e6)
+    assert b["executed_per_token"] == pytest.approx(7.5e5 / (1000 * 500))
+    verdict = {t["target"]: t for t in targets(results)}
+    assert verdict["(a) trained tokens/s vs TRL, at equal held-out loss"]["met"] is True
+    # 2.5x but the held-out loss is 5 % worse: not "at equal loss"
+    assert verdict["(b) trained tokens/s vs TRL, at equal held-out loss"]["met"] is False
+    assert verdict["(b) trained tokens/s vs LLaMA-Factory, at equal held-out loss"]["met"] \
+        is False
+    skipped = verdict["(a) trained tokens/s vs LLaMA-Factory fair, at equal held-out loss"]
+    assert skipped["met"] is None and "no venv" in skipped["note"]
+    assert verdict["(b) executed-FLOP utilisation, lmforge"]["met"] is False  # 37.5 %
+    assert verdict["(b) peak RSS vs LLaMA-Factory"]["met"] is False
+    assert verdict["(c) pad fraction with packing"]["met"] is True
+    assert verdict["(e) batched generation vs one-by-one"]["met"] is True
+    assert verdict["(f) preprocessing, lmforge"]["met"] is True
 
 
 def test_one_count_of_trained_tokens_compares_examples_per_second():
-    from bench.report import add_common_count, targets
+    from bench.report import add_common_count
+    from bench.targets import targets
 
     # trl trains one token more per example (the newline after <|im_end|>): its own count
     # says 1.5x lmforge's tokens/s although both get through the same examples per second
-    results = {"b": {"trl": dict(_train(300, 2.0), examples=10, real_tokens=30,
-                                 examples_per_s=100.0),
+    results = {"b": {"TRL": dict(_train(300, 2.0), examples=10, real_tokens=30,
+                                 examples_per_s=100.0, examples_per_cpu_s=60.0),
                      "lmforge": dict(_train(200, 2.0), examples=10, real_tokens=20,
                                      examples_per_s=100.0)}}
     add_common_count(results)
-    assert results["b"]["trl"]["common_real_tokens_per_s"] == pytest.approx(200.0)
+    assert results["b"]["TRL"]["common_real_tokens_per_s"] == pytest.approx(200.0)
+    assert results["b"]["TRL"]["common_real_tokens_per_cpu_s"] == pytest.approx(120.0)
     assert results["b"]["lmforge"]["common_real_tokens_per_s"] == pytest.approx(200.0)
     first = targets(results)[0]
     assert first["value"] == "1.00x" and "one count" in first["note"]
 
 
 def test_markdown_has_every_scenario_and_target():
-    from bench.report import table, targets
+    from bench.report import table
     from bench.runner import markdown
+    from bench.targets import targets
 
-    results = {"a": {"trl": _train(100, 2.0), "lmforge": _train(160, 2.0)}}
+    results = {"a": {"TRL": _train(100, 2.0), "lmforge": _train(160, 2.0)}}
     doc = {"scenarios": {"a": {"title": "SFT", "table": table("train", results["a"])}},
            "targets": targets(results)}
     md = markdown(doc)
-    assert "### (a) SFT" in md and "| lmforge | trl | lmforge / trl |" in md
+    assert "### (a) SFT" in md and "| lmforge | TRL | lmforge / TRL |" in md
     assert "| met |" in md
