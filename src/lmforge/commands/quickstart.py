@@ -30,9 +30,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lora-layers", type=int, metavar="N", default=10,
                         help="LoRA on the last N layers only (adapter.layers_to_transform: -N; "
                         "default 10 of 30; 0: every layer)")
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                        help="auto (default): bf16 autocast where the CPU multiplies bf16 "
-                        "natively (AMX / AVX512-BF16) or the GPU has it, else fp32")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                        help="fp32 (default), bf16 (autocast on a CPU with native bf16, AMX / "
+                        "AVX512-BF16, or a GPU), or auto: bf16 where available")
     parser.add_argument("--sentences", type=int, default=2,
                         help="sentences of each article after its title (the model input)")
     parser.add_argument("--no-export", action="store_true", help="skip the merged export")
