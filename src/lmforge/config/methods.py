@@ -154,6 +154,14 @@ class PPOMethod(_RLCommon):
     """Proximal policy optimisation, lmforge's own loop (lmforge.rl): generate, score, train."""
 
     ppo_epochs: int = Field(4, ge=1, description="optimisation passes over each rollout batch")
+    num_generations: int = Field(1, ge=1, description="completions sampled per prompt in each "
+                                 "rollout; train.batch_size counts completions and must be a "
+                                 "multiple (batch_size / num_generations prompts per iteration)")
+    group_baseline: Literal["leave_one_out", "none"] = Field(
+        "leave_one_out", description="with num_generations > 1: leave_one_out subtracts from "
+        "each completion's score the mean score of the other completions of its prompt (RLOO) "
+        "before the advantages are estimated, so the value head only has to learn what that "
+        "baseline leaves (the KL part); none: the value head is the only baseline")
     mini_batch_size: int | None = Field(None, ge=1, description="sequences per optimizer step "
                                         "within a rollout (default: train.batch_size)")
     clip_range: float = Field(0.2, gt=0, description="policy ratio clipping epsilon")
@@ -168,8 +176,15 @@ class PPOMethod(_RLCommon):
                        "learned +0.28 on the positive-reviews example where 1.0 learned +0.42)")
     kl_coef: float = Field(0.05, ge=0, description="weight of the per-token KL penalty to the "
                            "reference (the base model: the policy with its adapter disabled, "
-                           "else a frozen copy), subtracted from the reward: keeps the policy "
-                           "from drifting into text that games the reward; 0: off")
+                           "else a frozen copy), subtracted from the reward (or added to the "
+                           "loss: kl_penalty): keeps the policy from drifting into text that "
+                           "games the reward; 0: off")
+    kl_penalty: Literal["reward", "loss"] = Field(
+        "reward", description="where the KL to the reference enters: reward (Ziegler et al.: "
+        "-kl_coef * KL_t in each token's reward, so in the returns and the advantages) or loss "
+        "(kl_coef * mean KL_t added to the policy loss, as GRPO's beta: the advantages carry "
+        "the score alone, without the noise of the sampled KL); loss needs kl_estimator k3 or "
+        "k2, whose gradient is the KL's")
     kl_estimator: Literal["k1", "k2", "k3", "abs"] = Field(
         "k1", description="per-token KL estimator: k1 = log-ratio, k2 = half its square, "
         "k3 = (r - 1) - log r")
@@ -181,12 +196,34 @@ class PPOMethod(_RLCommon):
     reward_clip: float | None = Field(None, gt=0, description="clip scores to [-c, c]")
     missing_eos_penalty: float | None = Field(None, ge=0, description="subtract this from the "
                                               "score of completions that never end")
+    group_equalize: bool = Field(False, description="with num_generations > 1: rescale each "
+                                 "prompt's scores (after the baseline) to the same spread, the "
+                                 "pooled standard deviation of the batch, so that every prompt "
+                                 "weighs the same in the update (GRPO's per-group scaling, at "
+                                 "the batch's own scale next to the KL penalty)")
+    value_epochs: int = Field(0, ge=0, description="extra passes of the value head alone over "
+                              "each rollout's returns before the policy update, on the hidden "
+                              "states it read at rollout time (no model pass: nearly free); the "
+                              "head, zero at the start, learns the baseline in fewer iterations")
     critic_lr_ratio: float = Field(1.0, gt=0, description="the critic's learning rate (value "
                                    "head, separate backbone) as a multiple of "
                                    "train.learning_rate")
+    critic_trains_policy: bool = Field(True, description="with critic value_head: the value "
+                                       "loss also trains the policy's weights under the head "
+                                       "(a shared trunk); false: the head reads the hidden "
+                                       "states detached, so fitting the value never moves the "
+                                       "policy (a separate critic never does)")
     critic: Literal["value_head", "separate"] = Field(
         "value_head", description="value_head: a linear head on the policy's hidden states; "
         "separate: its own copy of the base model with a head")
+
+
+    @model_validator(mode="after")
+    def _kl_loss_estimator(self):
+        if self.kl_penalty == "loss" and self.kl_estimator not in ("k2", "k3"):
+            raise ValueError(f"kl_penalty: loss needs kl_estimator k3 or k2 (the gradient of "
+                             f"{self.kl_estimator!r} is not the KL's)")
+        return self
 
 
 class GRPOMethod(_RLCommon):

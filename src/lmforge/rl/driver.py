@@ -98,14 +98,16 @@ def run_loop(ppo, train: PromptSet, evals: PromptSet | None, cfg, out: Path, tot
 
     t = cfg.train
     world, rank = parallel.world_size(), parallel.rank()
-    # each iteration takes batch_size prompts per process: this process's are its slice
-    sampler = PromptSampler(len(train.ids), t.batch_size * world, t.seed)
+    # each iteration takes batch_size / num_generations prompts per process (batch_size counts
+    # completions): this process's are its slice
+    per_process = t.batch_size // cfg.method().num_generations
+    sampler = PromptSampler(len(train.ids), per_process * world, t.seed)
     history, start = [], 0
     if resume_from:
         state = load_checkpoint(Path(resume_from), ppo.policy, ppo.value_head,
                                 ppo.critic_backbone, ppo.optimizer, ppo.scheduler, ppo.generator)
         start, history = state["global_step"], state["history"]
-        sampler = PromptSampler(len(train.ids), t.batch_size * world, t.seed, **state["sampler"])
+        sampler = PromptSampler(len(train.ids), per_process * world, t.seed, **state["sampler"])
         ppo.kl_ctl.value = state["kl_coef"]
         log.info("resumed from %s at step %d", resume_from, start)
     report = [r for r in t.report_to if r != "none"]
@@ -119,7 +121,7 @@ def run_loop(ppo, train: PromptSet, evals: PromptSet | None, cfg, out: Path, tot
     try:
         for step in range(start + 1, total + 1):
             events.step_begin()
-            idx = sampler.next()[rank * t.batch_size:(rank + 1) * t.batch_size]
+            idx = sampler.next()[rank * per_process:(rank + 1) * per_process]
             stats = ppo.step(*train.take(idx))
             evaluated = evals is not None and (step % eval_every == 0 or step == total)
             if evaluated:

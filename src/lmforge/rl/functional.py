@@ -74,6 +74,32 @@ def last_index(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().sum(-1) - 1).clamp(min=0)
 
 
+def leave_one_out(scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Each score minus the mean score of the other members of its group (RLOO's baseline).
+    ``scores`` ``[B]`` holds consecutive groups of ``group_size`` (the completions of one prompt):
+    the baseline depends on the prompt but not on the completion it is subtracted from, so the
+    policy gradient stays unbiased while the prompt's own difficulty cancels out."""
+    if group_size < 2 or scores.shape[0] % group_size:
+        raise ValueError(f"leave_one_out: {scores.shape[0]} scores are not groups of "
+                         f"{group_size} >= 2")
+    groups = scores.view(-1, group_size)
+    others = (groups.sum(-1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - others).reshape(scores.shape)
+
+
+def equalize_groups(scores: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
+    """Each group of ``group_size`` consecutive scores divided by its own standard deviation and
+    multiplied by the pooled one (the root mean square of the groups' deviations): every prompt
+    weighs the same in the update, however spread its completions' scores are (GRPO's
+    per-group scaling), while the batch keeps its scale next to the KL penalty. A group whose
+    scores are all equal stays as it is."""
+    groups = scores.view(-1, group_size)
+    std = groups.std(-1, keepdim=True)
+    pooled = std.pow(2).mean().sqrt()
+    scaled = torch.where(std > eps, groups / std.clamp(min=eps) * pooled, groups)
+    return scaled.reshape(scores.shape)
+
+
 def shape_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
                   mask: torch.Tensor, kl_coef: float, kind: str = "k1"
                   ) -> tuple[torch.Tensor, torch.Tensor]:

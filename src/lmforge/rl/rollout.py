@@ -80,10 +80,20 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def forward(policy, batch: Batch, temperature: float, value_head=None,
-            critic_backbone=None, with_entropy: bool = False):
+            critic_backbone=None, with_entropy: bool = False, detach_shared: bool = False):
     """Log-probs of the completion tokens ``[B, R]``, values ``[B, R]`` (when a critic is given:
     a head on the policy's last hidden state, or on a separate backbone's) and, if asked, the
-    entropy per token."""
+    entropy per token. ``detach_shared``: a head on the policy's hidden states reads them
+    detached, so the value loss trains the head alone, never the policy."""
+    return forward_with_features(policy, batch, temperature, value_head, critic_backbone,
+                                 with_entropy, detach_shared)[:3]
+
+
+def forward_with_features(policy, batch: Batch, temperature: float, value_head=None,
+                          critic_backbone=None, with_entropy: bool = False,
+                          detach_shared: bool = False):
+    """``forward``'s (log-probs, values, entropy) and the value head's input ``[B, R, H]`` (the
+    hidden states it reads; None without a critic)."""
     # the positions that predict the completion tokens, counted from the end (prompt-learning
     # adapters prepend virtual tokens to the outputs)
     R = batch.mask.shape[1]
@@ -93,7 +103,7 @@ def forward(policy, batch: Batch, temperature: float, value_head=None,
                  output_hidden_states=shared)
     logits = out.logits[:, -R - 1:-1] / temperature
     logprobs = logprobs_from_logits(logits, batch.response)
-    values = None
+    values = features = None
     if value_head is not None:
         if shared:
             hidden = out.hidden_states[-1]
@@ -102,9 +112,12 @@ def forward(policy, batch: Batch, temperature: float, value_head=None,
                                      attention_mask=batch.attention_mask,
                                      position_ids=position_ids(batch.attention_mask),
                                      use_cache=False, output_hidden_states=True).hidden_states[-1]
-        values = value_head(hidden[:, -R - 1:-1])
+        features = hidden[:, -R - 1:-1]
+        if shared and detach_shared:
+            features = features.detach()
+        values = value_head(features)
     entropy = entropy_from_logits(logits.detach()) if with_entropy else None
-    return logprobs, values, entropy
+    return logprobs, values, entropy, features
 
 
 class ValueHead(torch.nn.Module):
