@@ -92,3 +92,19 @@ def test_equalize_groups_gives_every_group_the_pooled_spread():
     # the groups now have one spread; signs and order within a group are kept
     spreads = out.view(3, 2)[:2].std(-1)
     assert spreads[0].item() == pytest.approx(spreads[1].item())
+
+
+def test_explained_variance_by_hand():
+    returns = torch.tensor([[1.0, 3.0], [5.0, 100.0]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    # returns 1, 3, 5: variance 8/3; a perfect critic 1, the mean 0, a constant offset still 1
+    assert F.explained_variance(returns, returns, mask).item() == pytest.approx(1.0)
+    assert F.explained_variance(torch.full_like(returns, 3.0), returns, mask).item() == \
+        pytest.approx(0.0, abs=1e-6)
+    assert F.explained_variance(returns + 2.0, returns, mask).item() == pytest.approx(1.0)
+    # values 3, 1, 5 against 1, 3, 5: residuals -2, 2, 0, variance 8/3: 1 - 1 = 0
+    values = torch.tensor([[3.0, 1.0], [5.0, 0.0]])
+    assert F.explained_variance(values, returns, mask).item() == pytest.approx(0.0, abs=1e-6)
+    # values -1, 3, 9: residuals 2, 0, -4, mean -2/3, variance 56/9 > 8/3: worse than none
+    values = torch.tensor([[-1.0, 3.0], [9.0, 0.0]])
+    assert F.explained_variance(values, returns, mask).item() == pytest.approx(1 - (56 / 9) / (8 / 3))

@@ -131,6 +131,17 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages, (advantages + values) * m
 
 
+def explained_variance(values: torch.Tensor, returns: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+    """1 - Var(returns - values) / Var(returns) over the masked tokens: 1 for a perfect critic,
+    0 for one no better than the mean return, below 0 for one that adds noise to the
+    advantages (a baseline worse than none)."""
+    var = masked_var(returns, mask, unbiased=False)
+    if var <= 0:
+        return torch.zeros((), dtype=returns.dtype)
+    return 1 - masked_var(returns - values, mask, unbiased=False) / var
+
+
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
                 mask: torch.Tensor, clip_range: float) -> tuple[torch.Tensor, dict]:
     """PPO's clipped surrogate: mean over tokens of max(-A r, -A clip(r, 1-e, 1+e)) with

@@ -105,10 +105,12 @@ class PPO:
         advantages, returns = F.gae(rewards, values, batch.mask, self.m.gamma, self.m.lam)
         if self.m.whiten_advantages:
             advantages = F.whiten(advantages, batch.mask)
+        tokens = {"entropy": F.masked_mean(entropy, batch.mask).item(),
+                  "value/mean": F.masked_mean(values, batch.mask).item(),
+                  "value/explained_variance": F.explained_variance(values, returns,
+                                                                   batch.mask).item()}
         parts = [(len(prompt_ids), {**parts[0][1], "kl": kl.sum(-1).mean().item()}),
-                 (batch.mask.sum().item(), {"entropy": F.masked_mean(entropy, batch.mask).item(),
-                                            "value/mean": F.masked_mean(values,
-                                                                        batch.mask).item()}),
+                 (batch.mask.sum().item(), tokens),
                  (1, {"kl_coef": self.kl_ctl.value})]
         return (Rollout(batch, logprobs, values, advantages, returns, features, ref_logprobs),
                 parts, raw)
