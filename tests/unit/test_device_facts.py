@@ -222,3 +222,19 @@ def test_inference_precision(monkeypatch):
         device.inference_precision("bf16", on_gpu=False)
     with pytest.raises(ConfigError, match="not one of fp32, bf16"):
         device.inference_precision("fp16", on_gpu=False)
+
+
+def test_pad_multiple_auto_is_16_for_bf16_on_the_cpu_only(pretend_gpu, tmp_path, monkeypatch):
+    """train.pad_to_multiple_of auto: 16 for CPU bf16 (oneDNN's bf16 path fragments the heap
+    with a new length in every batch), none elsewhere; an explicit value wins; 0 is refused."""
+    from lmforge.training import device
+
+    monkeypatch.setattr(device, "cpu_native_bf16", lambda: True)
+    assert device.decide(_cfg(tmp_path, use_cpu=True, precision="bf16")).pad_multiple == 16
+    assert device.decide(_cfg(tmp_path, use_cpu=True)).pad_multiple is None  # fp32
+    assert device.decide(_cfg(tmp_path, precision="bf16")).pad_multiple is None  # the GPU
+    assert device.decide(_cfg(tmp_path, pad_to_multiple_of=8)).pad_multiple == 8
+    assert device.decide(_cfg(tmp_path, use_cpu=True, precision="bf16",
+                              pad_to_multiple_of=1)).pad_multiple is None
+    with pytest.raises(ConfigError, match="pad_to_multiple_of"):
+        _cfg(tmp_path, pad_to_multiple_of=0)

@@ -101,6 +101,8 @@ def _set_value(rule):
         return 2
     if field == "greater_is_better":
         return True
+    if field == "pad_to_multiple_of":
+        return 8
     return samples[type(default)]
 
 

@@ -10,7 +10,7 @@ def add_arguments(parser) -> None:
     import argparse
 
     parser.add_argument("--output", default="runs/quickstart", help="run directory")
-    parser.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=120,
+    parser.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=160,
                         help="training steps (batch 8)")
     parser.add_argument("--eval-size", type=int, default=300, help="held-out articles")
     parser.add_argument("--train-size", type=int, help="training articles (default: steps x 8)")
@@ -30,10 +30,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lora-layers", type=int, metavar="N", default=10,
                         help="LoRA on the last N layers only (adapter.layers_to_transform: -N; "
                         "default 10 of 30; 0: every layer)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
-                        help="fp32 (default), bf16 (autocast on a CPU with native bf16, AMX / "
-                        "AVX512-BF16, or a GPU), or auto: bf16 where available")
-    parser.add_argument("--sentences", type=int, default=2,
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="auto",
+                        help="auto (default): bf16 where available (autocast on a CPU with "
+                        "native bf16, AMX / AVX512-BF16, or a GPU that has it), else fp32; "
+                        "or force fp32 / bf16")
+    parser.add_argument("--no-group-by-length", dest="group_by_length", action="store_false",
+                        help="random batches instead of length-grouped ones "
+                        "(train.group_by_length)")
+    parser.add_argument("--sentences", type=int, default=4,
                         help="sentences of each article after its title (the model input)")
     parser.add_argument("--no-export", action="store_true", help="skip the merged export")
 
@@ -50,6 +54,6 @@ def run(args) -> int:
                            learning_rate=args.lr, seed=args.seed, export=not args.no_export,
                            eval_mode=args.eval_mode, drop_system=args.drop_system,
                            lora_layers=args.lora_layers or None, precision=args.precision,
-                           sentences=args.sentences)
+                           sentences=args.sentences, group_by_length=args.group_by_length)
     quickstart(s)
     return 0

@@ -48,6 +48,8 @@ def _trl(trainer: str, loss: str) -> tuple[Unhonoured, ...]:
                    f"of pt/sft; {trainer} uses its own sampler"),
         Unhonoured("train.fast_loss", f"the fast loss is the causal-LM loss of pt/sft; this stage "
                    f"computes the {loss}"),
+        Unhonoured("train.pad_to_multiple_of", f"the padded batches are lmforge's pt/sft "
+                   f"collator's; {trainer} pads its own"),
     )
 
 

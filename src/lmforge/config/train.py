@@ -61,6 +61,12 @@ class TrainConfig(Section):
     group_by_length: bool = Field(False, description="batch examples of similar length together "
                                   "(in shuffled windows of 64 batches; the batch order is "
                                   "random): little padding without packing")
+    pad_to_multiple_of: int | Literal["auto"] = Field(
+        "auto", description="pad each padded batch's length up to a multiple of this (1: the "
+        "longest example). auto: 16 when training in bf16 on the CPU, else 1. With a new "
+        "sequence length in almost every batch (length grouping), oneDNN's bf16 path fragments "
+        "the heap: 40 LoRA steps on SmolLM2 grew to 3.5 GB RSS, 2.2 GB with 16, at the same "
+        "speed (docs/performance.md)")
     dataloader_workers: int = Field(0, ge=0, description="data loader worker processes")
     use_cpu: bool = Field(False, description="train on the CPU even when a GPU is present")
     nan_policy: Literal["skip", "stop"] = Field(
@@ -74,6 +80,13 @@ class TrainConfig(Section):
                                             "nat above it (null: off)")
     extra: dict[str, Any] = Field(default_factory=dict, description="extra keys forwarded to the "
                                   "transformers/trl arguments class (checked by lmforge validate)")
+
+    @field_validator("pad_to_multiple_of")
+    @classmethod
+    def _positive_multiple(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError(f"expected auto or an integer >= 1, got {value}")
+        return value
 
     @field_validator("deepspeed")
     @classmethod

@@ -88,6 +88,7 @@ class DeviceFacts:
     precision: str  # mixed precision of training: fp32, bf16 or fp16
     liger: bool = False  # Liger kernels (TrainingArguments.use_liger_kernel)
     threads: int | None = None  # torch CPU threads (None: leave torch's setting)
+    pad_multiple: int | None = None  # padded batches' length rounded up to a multiple of this
 
     @property
     def use_cpu(self) -> bool:
@@ -142,7 +143,17 @@ def decide(cfg) -> DeviceFacts:
                            trains_base=cfg.adapter.type in ("full", "freeze"))
     return DeviceFacts(on_gpu=gpu, dtype=dtype, attention=_attention(cfg.model, gpu, dtype),
                        precision=precision, liger=gpu and _liger(cfg),
-                       threads=cpu_threads(cfg.train.num_threads))
+                       threads=cpu_threads(cfg.train.num_threads),
+                       pad_multiple=_pad_multiple(cfg.train.pad_to_multiple_of, gpu, precision))
+
+
+def _pad_multiple(choice, gpu: bool, precision: str) -> int | None:
+    """``train.pad_to_multiple_of``: auto is 16 for bf16 on the CPU, where a new sequence length
+    in almost every batch makes oneDNN's bf16 path fragment the heap (measured: 40 SmolLM2 LoRA
+    steps of random lengths grew to 3.5 GB RSS, 2.2 GB padded to 16, at the same speed)."""
+    if choice == "auto":
+        return 16 if precision == "bf16" and not gpu else None
+    return choice if choice > 1 else None
 
 
 def for_inference(model_cfg, device: str | None = None) -> DeviceFacts:

@@ -113,7 +113,10 @@ def prepare_data(cfg: RunConfig, data, tokenizer, model=None):
     from lmforge.data.collate import PackedCollator, PadCollator
 
     if not cfg.data.packing:
-        return data.train, data.eval, PadCollator(tokenizer.pad_token_id)
+        from lmforge.training.device import decide
+
+        return data.train, data.eval, PadCollator(tokenizer.pad_token_id,
+                                                  decide(cfg).pad_multiple)
     from lmforge.data.packing import pack_dataset
 
     train, stats = pack_dataset(data.train, cfg.data.max_length, "train")
