@@ -109,13 +109,11 @@ def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbon
 
     main, world = parallel.is_main(), parallel.world_size()
     final = out_dir / f"checkpoint-{step}"
-    staging = out_dir / f"{C.STAGING}{final.name}"
-    if main:
-        C.remove_stale_staging(out_dir)  # left by a crash mid-save: never complete
-        staging.mkdir(parents=True)
-    parallel.barrier()
-    torch.save(_rng_state(generator), staging / _rng_file(parallel.rank(), world))
-    if main:
+
+    def write(staging: Path) -> None:
+        torch.save(_rng_state(generator), staging / _rng_file(parallel.rank(), world))
+        if not main:
+            return
         save_module(policy, staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(staging))
@@ -127,11 +125,12 @@ def save_checkpoint(out_dir: Path, step: int, policy, value_head, critic_backbon
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
         (staging / STATE).write_text(json.dumps(dict(state, global_step=step), indent=1))
-    parallel.barrier()  # every process wrote its RNG state
-    if main:
+
+    def finish(staging: Path) -> None:
         C.seal(staging, final, step)  # train.resume: auto takes only verified checkpoints
         C.rotate(out_dir, limit)
-    parallel.barrier()  # nobody goes on (or resumes) before the checkpoint is complete
+
+    C.staged_save(out_dir, final.name, main, parallel.barrier, write, finish)
     return final
 
 

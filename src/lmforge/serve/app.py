@@ -159,10 +159,15 @@ def create_app(engine, settings: Settings, scheduler: Scheduler) -> FastAPI:
     def chat_prompt(req: schemas.ChatRequest) -> tuple[str, list | None]:
         msgs, tools = chat_messages(req, settings.system)
         check_chars(sum(len(m["content"]) for m in msgs), max_chars, context, "messages")
-        if tools and engine.call_format is None:
-            raise APIError(400, f"the chat template of '{settings.name}' does not take tools; "
-                           "serve the model with a tool-calling template (--template "
-                           "chatml_tools)", "tools", "invalid_value")
+        if tools:  # the engine's own refusal (infer.tool_calls), as a 400 on 'tools'
+            from lmforge.errors import ModelError
+            from lmforge.infer.tool_calls import refuse_without
+
+            try:
+                refuse_without(engine.call_format, f"'{settings.name}'")
+            except ModelError as exc:
+                raise APIError(400, f"{exc.message}: {exc.hint}", "tools",
+                               "invalid_value") from None
         try:
             return engine.render(msgs, tools), tools
         except Exception as exc:  # a template that rejects this chat (e.g. roles out of order)

@@ -174,6 +174,24 @@ def remove_stale_staging(out: str | Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+def staged_save(out: Path, name: str, is_main: bool, barrier, write, finish) -> None:
+    """The one protocol of a checkpoint save, for the Trainer stages (training/saving.py) and
+    lmforge's own PPO loop (rl/state.py): the main process clears stale staging and creates
+    ``.partial-<name>``; every process ``write(staging)``s its part (at least its RNG state); the
+    main process ``finish(staging)``es (manifest, rename, rotation); a barrier between phases
+    keeps the processes in step, and nobody goes on before the checkpoint is complete."""
+    staging = out / f"{STAGING}{name}"
+    if is_main:
+        remove_stale_staging(out)  # left by a crash mid-save: never complete
+        staging.mkdir(parents=True)
+    barrier()
+    write(staging)
+    barrier()  # every process wrote its part
+    if is_main:
+        finish(staging)
+    barrier()
+
+
 def rotate(out: str | Path, limit: int | None, protect: list[str | None] = ()) -> list[Path]:
     """Delete the oldest complete checkpoints beyond ``limit``, never the newest complete one nor
     any in ``protect`` (the best one); incomplete ones are left alone. Returns the deleted."""

@@ -35,8 +35,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from lmforge.training.checkpoints import (STAGING, args_to_json, remove_stale_staging, rotate,
-                                          seal)
+from lmforge.training.checkpoints import STAGING, args_to_json, rotate, seal, staged_save
 from lmforge.training.compat import StagedSaveMixin
 
 
@@ -134,15 +133,9 @@ class AtomicCheckpointMixin(StagedSaveMixin):
         name = f"checkpoint-{self.state.global_step}"
         staging = run_dir / f"{STAGING}{name}"
         with saving_errors(run_dir / name, staging, self):
-            if self.args.should_save:
-                remove_stale_staging(run_dir)  # left by a crash mid-save: never complete
-                staging.mkdir(parents=True)
-            self._barrier()
-            write(str(staging))  # everything into staging/<name>
-            self._barrier()  # every rank wrote its RNG state
-            if self.args.should_save:
-                self._finish_checkpoint(staging / name, run_dir / name, str(staging))
-            self._barrier()
+            staged_save(run_dir, name, self.args.should_save, self._barrier,
+                        lambda st: write(str(st)),  # everything into staging/<name>
+                        lambda st: self._finish_checkpoint(st / name, run_dir / name, str(st)))
 
     def _finish_checkpoint(self, tmp: Path, final: Path, staging: str) -> None:
         state = self.state

@@ -229,23 +229,12 @@ def train(trainer, cfg: RunConfig):
 
 def eval_hooks(cfg: RunConfig):
     """``lmforge.eval.training`` (generation metrics during training, best checkpoint, early
-    stopping) when the config asks for it and the module exists; None otherwise. The module
-    defines ``callbacks(cfg, tokenizer, template, eval_examples) -> list[TrainerCallback]`` and
+    stopping) when the config asks for it, else None. The module defines
+    ``callbacks(cfg, tokenizer, template, eval_examples) -> list[TrainerCallback]`` and
     ``finalize(trainer, cfg, out_dir) -> dict`` (called after training, before the final save,
     so it may swap in the best weights; its dict is merged into metrics.json)."""
     if not (cfg.eval.during_training or cfg.eval.best_metric):
         return None
-    import importlib
+    from lmforge.eval import training
 
-    try:
-        module = importlib.import_module("lmforge.eval.training")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lmforge.eval.training", "lmforge.eval"):
-            raise
-        log.warning("eval.during_training / eval.best_metric are set but this build has no "
-                    "lmforge.eval.training; training without them")
-        return None
-    if not (hasattr(module, "callbacks") and hasattr(module, "finalize")):
-        log.warning("lmforge.eval.training lacks callbacks()/finalize(); training without them")
-        return None
-    return module
+    return training
