@@ -59,7 +59,7 @@ def test_prepare_data_reports_the_count_and_seed_changes_the_split(tmp_path):
         s = QuickstartSettings(output=tmp_path / str(seed), max_steps=4, eval_size=40, seed=seed)
         train_file, eval_file, records = prepare_data(s)
         assert s.data_report["duplicates_removed"] == s.data_report["articles"] - len(
-            bbc.dedupe(bbc.read_articles()[0])[0])
+            bbc.dedupe(bbc.read_articles()[0], s.sentences)[0])
         train = [json.loads(x) for x in train_file.open()]
         assert len(train) == 32 and len(records) == 40
         assert not {r["instruction"] for r in train} & {r["instruction"] for r in records}
