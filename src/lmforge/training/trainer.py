@@ -235,6 +235,6 @@ def eval_hooks(cfg: RunConfig):
     so it may swap in the best weights; its dict is merged into metrics.json)."""
     if not (cfg.eval.during_training or cfg.eval.best_metric):
         return None
-    from lmforge.eval import training
+    import importlib
 
-    return training
+    return importlib.import_module("lmforge.eval.training")
