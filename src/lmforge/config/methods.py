@@ -217,7 +217,6 @@ class PPOMethod(_RLCommon):
         "value_head", description="value_head: a linear head on the policy's hidden states; "
         "separate: its own copy of the base model with a head")
 
-
     @model_validator(mode="after")
     def _kl_loss_estimator(self):
         if self.kl_penalty == "loss" and self.kl_estimator not in ("k2", "k3"):

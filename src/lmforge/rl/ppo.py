@@ -57,8 +57,10 @@ class PPO:
         return self.policy, self.policy.disable_adapter()
 
     def _forward(self, batch: Batch, with_entropy: bool = False):
-        return forward(self.policy, batch, self.m.temperature, self.value_head,
-                       self.critic_backbone, with_entropy, not self.m.critic_trains_policy)
+        """(log-probs, values, entropy, the value head's input features) of the policy."""
+        return forward_with_features(self.policy, batch, self.m.temperature, self.value_head,
+                                     self.critic_backbone, with_entropy,
+                                     not self.m.critic_trains_policy)
 
     def _scores(self, batch: Batch, prompts: list[str], columns: dict, group: int = 1
                 ) -> tuple[torch.Tensor, list[tuple[float, dict]], list[float]]:
@@ -94,8 +96,7 @@ class PPO:
         batch = sample(self.policy, prompt_ids, self.gen_config, self.tokenizer.pad_token_id,
                        self.eos_ids, self.device)
         scores, parts, raw = self._scores(batch, prompts, columns, self.m.num_generations)
-        logprobs, values, entropy, features = forward_with_features(
-            self.policy, batch, self.m.temperature, self.value_head, self.critic_backbone, True)
+        logprobs, values, entropy, features = self._forward(batch, with_entropy=True)
         model, ctx = self._reference()
         with ctx:
             ref_logprobs, _, _ = forward(model, batch, self.m.temperature)
@@ -150,7 +151,7 @@ class PPO:
         for _ in range(self.m.ppo_epochs):
             for idx in self._minibatches(ro.batch.input_ids.shape[0]):
                 mb = ro.batch.select(idx)
-                logprobs, values, _ = self._forward(mb)
+                logprobs, values, _, _ = self._forward(mb)
                 pg, pstats = F.policy_loss(logprobs, ro.logprobs[idx], ro.advantages[idx],
                                            mb.mask, self.m.clip_range)
                 vf, vstats = F.value_loss(values, ro.values[idx], ro.returns[idx], mb.mask,

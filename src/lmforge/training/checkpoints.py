@@ -174,13 +174,18 @@ def remove_stale_staging(out: str | Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+def staging_dir(out: Path, name: str) -> Path:
+    """Where checkpoint ``name`` is written before it is sealed and renamed into place."""
+    return out / f"{STAGING}{name}"
+
+
 def staged_save(out: Path, name: str, is_main: bool, barrier, write, finish) -> None:
     """The one protocol of a checkpoint save, for the Trainer stages (training/saving.py) and
     lmforge's own PPO loop (rl/state.py): the main process clears stale staging and creates
     ``.partial-<name>``; every process ``write(staging)``s its part (at least its RNG state); the
     main process ``finish(staging)``es (manifest, rename, rotation); a barrier between phases
     keeps the processes in step, and nobody goes on before the checkpoint is complete."""
-    staging = out / f"{STAGING}{name}"
+    staging = staging_dir(out, name)
     if is_main:
         remove_stale_staging(out)  # left by a crash mid-save: never complete
         staging.mkdir(parents=True)

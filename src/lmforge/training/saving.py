@@ -35,7 +35,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from lmforge.training.checkpoints import STAGING, args_to_json, rotate, seal, staged_save
+from lmforge.training.checkpoints import args_to_json, rotate, seal, staged_save, staging_dir
 from lmforge.training.compat import StagedSaveMixin
 
 
@@ -131,7 +131,7 @@ class AtomicCheckpointMixin(StagedSaveMixin):
 
         run_dir = Path(run_dir)
         name = f"checkpoint-{self.state.global_step}"
-        staging = run_dir / f"{STAGING}{name}"
+        staging = staging_dir(run_dir, name)
         with saving_errors(run_dir / name, staging, self):
             staged_save(run_dir, name, self.args.should_save, self._barrier,
                         lambda st: write(str(st)),  # everything into staging/<name>
