@@ -1,6 +1,6 @@
 """bf16 on a CPU that multiplies it natively (AMX / AVX512-BF16; skipped elsewhere, with the
 reason): ``train.precision: bf16`` trains through the real SFT stage under autocast with float32
-weights, its losses stay close to the fp32 run's (bf16 rounding, not another computation), and an
+trained weights (the frozen linear weights stored in bfloat16, as autocast casts them), its losses stay close to the fp32 run's (bf16 rounding, not another computation), and an
 inference engine with ``precision="bf16"`` generates and scores close to the fp32 engine."""
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def _losses(tmp_path, name, precision):
         def on_train_begin(self, args, state, control, model=None, **kw):
             import torch
 
-            self.dtypes = {p.dtype for p in model.parameters()}
+            self.dtypes = {p.dtype for p in model.parameters() if p.requires_grad}
+            self.frozen = {p.dtype for n, p in model.named_parameters()
+                           if not p.requires_grad and "proj" in n}
 
             def hook(module, args, output):
                 self.autocast.add(output.dtype)
@@ -49,7 +51,9 @@ def test_bf16_training_is_autocast_over_float32_weights(tmp_path):
 
     fp32 = _losses(tmp_path, "fp32", "fp32")
     bf16 = _losses(tmp_path, "bf16", "bf16")
-    assert bf16.dtypes == {torch.float32} == fp32.dtypes  # the weights stay float32
+    assert bf16.dtypes == {torch.float32} == fp32.dtypes  # the trained weights stay float32
+    # the frozen linear weights are stored as autocast would cast them (training/frozen_cast.py)
+    assert bf16.frozen == {torch.bfloat16} and fp32.frozen == {torch.float32}
     assert bf16.autocast == {torch.bfloat16} and fp32.autocast == {torch.float32}
     assert len(bf16.losses) == len(fp32.losses) == 6
     for a, b in zip(fp32.losses, bf16.losses):

@@ -57,6 +57,11 @@ class ChatEngine:
                       rope_scaling=rope_scaling)
         engine = cls(loaded.model, loaded.tokenizer, loaded.template, loaded.name, **kwargs)
         engine.run_config = loaded.run_config
+        if engine.precision == "bf16":  # CPU autocast: every pass of a model it loaded runs in it
+            from lmforge.training.frozen_cast import cast_frozen_linears
+
+            engine.model.requires_grad_(False)  # inference only: nothing here trains
+            cast_frozen_linears(engine.model)
         return engine
 
     run_config = None  # the RunConfig the model was trained with, when loaded from a run

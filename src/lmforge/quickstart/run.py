@@ -201,6 +201,7 @@ def quickstart(s: QuickstartSettings, console=None) -> dict:
     tuned = ChatEngine.load(str(result.output_dir), batch_size=16, precision=precision)
     after = (evaluate_choices if s.eval_mode == "choices" else evaluate)(tuned, eval_records)
     del tuned
+    _release_memory()  # the scoring model, before the export loads the base again
     s.timings["eval_tuned_s"] = time.perf_counter() - t0
 
     merged = None

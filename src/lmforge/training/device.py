@@ -16,9 +16,10 @@ Rules. GPU = CUDA available and not ``train.use_cpu``. Precision ``auto``: bf16 
 it, else fp16 on a GPU, fp32 on the CPU (exact and reproducible everywhere; bf16 is the user's
 choice there). ``bf16`` on the CPU: autocast over float32 weights, allowed where the CPU multiplies
 bf16 natively (AVX512-BF16 or AMX: ~7x the fp32 matmul rate on this project's Xeons, 1.7x a LoRA
-training step, 2.4x a forward pass; bfloat16 *weights* on the CPU measured 2x slower than autocast,
-so the weights stay float32), a config error on other CPUs (emulated bf16 is slower than fp32);
-fp16 without a GPU is a config error. Weights dtype ``auto``: float32 on the CPU or when the
+training step, 2.4x a forward pass; bfloat16 *weights* without autocast measured slower, so the
+weights stay float32, except frozen linear weights, stored in bfloat16 once because autocast
+would cast them on every pass: ``frozen_bf16``, training/frozen_cast.py), a config error on other
+CPUs (emulated bf16 is slower than fp32); fp16 without a GPU is a config error. Weights dtype ``auto``: float32 on the CPU or when the
 precision is fp32, else bfloat16 on a GPU that has it, float16 otherwise. Attention ``auto``: flash-attention 2 on a GPU with half-precision weights when
 ``flash-attn`` is installed (``LMFORGE_NO_FLASH_ATTENTION=1`` opts out), else transformers'
 choice (sdpa). Liger kernels: sft/pt on a GPU when ``liger-kernel`` is installed. Quantized
@@ -89,6 +90,10 @@ class DeviceFacts:
     liger: bool = False  # Liger kernels (TrainingArguments.use_liger_kernel)
     threads: int | None = None  # torch CPU threads (None: leave torch's setting)
     pad_multiple: int | None = None  # padded batches' length rounded up to a multiple of this
+    # frozen nn.Linear weights stored in bfloat16 once (training/frozen_cast.py): CPU bf16
+    # autocast of a peft run on one engine-less process (FSDP / DeepSpeed flatten parameters of
+    # one dtype)
+    frozen_bf16: bool = False
 
     @property
     def use_cpu(self) -> bool:
@@ -144,7 +149,9 @@ def decide(cfg) -> DeviceFacts:
     return DeviceFacts(on_gpu=gpu, dtype=dtype, attention=_attention(cfg.model, gpu, dtype),
                        precision=precision, liger=gpu and _liger(cfg),
                        threads=cpu_threads(cfg.train.num_threads),
-                       pad_multiple=_pad_multiple(cfg.train.pad_to_multiple_of, gpu, precision))
+                       pad_multiple=_pad_multiple(cfg.train.pad_to_multiple_of, gpu, precision),
+                       frozen_bf16=(precision == "bf16" and not gpu and cfg.adapter.is_peft
+                                    and not cfg.train.deepspeed and not cfg.train.fsdp))
 
 
 def _pad_multiple(choice, gpu: bool, precision: str) -> int | None:

@@ -94,8 +94,13 @@ def prepare_model(cfg: RunConfig, tokenizer):
     from lmforge.model.portable import base_name, name_base
     from lmforge.training.device import decide
 
-    model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter, facts=decide(cfg)),
+    facts = decide(cfg)
+    model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter, facts=facts),
                    cfg.adapter)
+    if facts.frozen_bf16:
+        from lmforge.training.frozen_cast import cast_frozen_linears
+
+        cast_frozen_linears(model)
     name_base(model, base_name(cfg.model, cfg.train.output_dir))  # portable adapter_config.json
     if getattr(model, "config", None) is not None:
         model.config.use_cache = False
