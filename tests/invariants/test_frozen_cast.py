@@ -67,6 +67,19 @@ def test_what_is_cast_and_what_is_left(tiny_model_dir):
     assert cast_frozen_linears(model) == 0  # nothing float32 and frozen is left
 
 
+def test_inference_casts_layers_that_require_grad_and_keeps_the_flag(tiny_model_dir):
+    """An engine's model never trains: its linears are cast even though from_pretrained left
+    them requiring grad, and the flag stays (autocast caches the tied head's cast only then)."""
+    from transformers import AutoModelForCausalLM
+
+    from lmforge.training.frozen_cast import cast_frozen_linears
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    assert cast_frozen_linears(model) == 0  # training rules: everything here requires grad
+    assert cast_frozen_linears(model, inference=True) > 0
+    assert all(p.requires_grad for p in model.parameters())
+
+
 def test_tied_head_stays_float32(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
@@ -94,7 +107,7 @@ def test_engine_scores_unchanged(tiny_model_dir, monkeypatch):
     assert all(m.weight.dtype == torch.bfloat16 for m in cast.model.modules()
                if type(m) is torch.nn.Linear and m.weight is not
                cast.model.get_input_embeddings().weight)
-    monkeypatch.setattr(frozen_cast, "cast_frozen_linears", lambda model: 0)
+    monkeypatch.setattr(frozen_cast, "cast_frozen_linears", lambda model, **kw: 0)
     plain = ChatEngine.load(str(tiny_model_dir), precision="bf16")
     assert cast.loglikelihood(pairs) == plain.loglikelihood(pairs)
 

@@ -60,8 +60,7 @@ class ChatEngine:
         if engine.precision == "bf16":  # CPU autocast: every pass of a model it loaded runs in it
             from lmforge.training.frozen_cast import cast_frozen_linears
 
-            engine.model.requires_grad_(False)  # inference only: nothing here trains
-            cast_frozen_linears(engine.model)
+            cast_frozen_linears(engine.model, inference=True)
         return engine
 
     run_config = None  # the RunConfig the model was trained with, when loaded from a run

@@ -16,11 +16,13 @@ feeds the float32 residual stream, which autocast does not cast), and layers of 
 from __future__ import annotations
 
 
-def cast_frozen_linears(model, dtype=None) -> int:
+def cast_frozen_linears(model, dtype=None, inference: bool = False) -> int:
     """Cast the frozen float32 ``nn.Linear`` weights (and biases) of ``model`` to ``dtype``
-    (default bfloat16) in place; returns how many layers were cast. Only for a model whose
-    forward passes all run under autocast to ``dtype``: outside it, a cast layer would meet
-    float32 inputs and fail."""
+    (default bfloat16) in place; returns how many layers were cast. ``inference``: the model
+    never trains, so every such layer counts as frozen, whatever its ``requires_grad`` (left as
+    loaded: autocast caches the cast of the tied LM head only while it requires grad, and a
+    generation's decoding steps reuse that cache). Only for a model whose forward passes all run
+    under autocast to ``dtype``: outside it, a cast layer would meet float32 inputs and fail."""
     import torch
 
     dtype = dtype or torch.bfloat16
@@ -31,9 +33,11 @@ def cast_frozen_linears(model, dtype=None) -> int:
         if type(module) is not torch.nn.Linear:  # subclasses: quantized / custom layers
             continue
         weight, bias = module.weight, module.bias
-        if weight is tied or weight.requires_grad or weight.dtype != torch.float32:
+        trains = not inference and (weight.requires_grad or
+                                    (bias is not None and bias.requires_grad))
+        if weight is tied or trains or weight.dtype != torch.float32:
             continue
-        if bias is not None and (bias.requires_grad or bias.dtype != torch.float32):
+        if bias is not None and bias.dtype != torch.float32:
             continue
         weight.data = weight.data.to(dtype)
         if bias is not None:
