@@ -119,13 +119,17 @@ def test_decided_for_cpu_bf16_peft_runs_only(monkeypatch):
     monkeypatch.setattr(device, "cpu_native_bf16", lambda *a, **k: True)
     monkeypatch.setattr(device, "on_gpu", lambda cfg: False)
 
-    def facts(adapter="lora", **train):
+    def facts(adapter="lora", stage="sft", **train):
+        method = {"grpo": {"reward_functions": ["m:f"]}} if stage == "grpo" else {}
         return device.decide(validate({
-            "stage": "sft", "model": {"path": "builtin:tiny-llama"},
+            "stage": stage, "model": {"path": "builtin:tiny-llama"},
             "adapter": {"type": adapter}, "data": {"train": "x.jsonl"},
-            "train": {"output_dir": "out", **train}}))
+            "train": {"output_dir": "out", **train}, **method}))
 
     assert facts(precision="bf16").frozen_bf16
     assert not facts(precision="fp32").frozen_bf16
     assert not facts("full", precision="bf16").frozen_bf16  # every weight trains
     assert not facts(precision="bf16", deepspeed="zero2").frozen_bf16  # one dtype per flat buffer
+    assert facts(stage="dpo", precision="bf16").frozen_bf16
+    # trl's GRPOTrainer generates outside autocast, where a bfloat16 weight meets float32 inputs
+    assert not facts(stage="grpo", precision="bf16").frozen_bf16

@@ -40,6 +40,9 @@ from lmforge.errors import ConfigError, ModelError
 
 HALF = ("bfloat16", "float16")
 LIGER_STAGES = ("sft", "pt")  # trl's trainers route Liger to their own losses
+# stages with forward passes outside autocast (trl's GRPOTrainer generates without it): their
+# frozen weights stay float32 (frozen_bf16)
+OUTSIDE_AUTOCAST = ("grpo",)
 
 
 def _installed(package: str) -> bool:
@@ -92,7 +95,7 @@ class DeviceFacts:
     pad_multiple: int | None = None  # padded batches' length rounded up to a multiple of this
     # frozen nn.Linear weights stored in bfloat16 once (training/frozen_cast.py): CPU bf16
     # autocast of a peft run on one engine-less process (FSDP / DeepSpeed flatten parameters of
-    # one dtype)
+    # one dtype), not in OUTSIDE_AUTOCAST stages
     frozen_bf16: bool = False
 
     @property
@@ -151,6 +154,7 @@ def decide(cfg) -> DeviceFacts:
                        threads=cpu_threads(cfg.train.num_threads),
                        pad_multiple=_pad_multiple(cfg.train.pad_to_multiple_of, gpu, precision),
                        frozen_bf16=(precision == "bf16" and not gpu and cfg.adapter.is_peft
+                                    and cfg.stage not in OUTSIDE_AUTOCAST
                                     and not cfg.train.deepspeed and not cfg.train.fsdp))
 
 

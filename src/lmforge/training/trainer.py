@@ -147,9 +147,13 @@ def check_packing_safe(cfg: RunConfig, trainer) -> None:
     if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
         return  # sharded parameters: the model cannot run outside its engine here
     from lmforge.data.packing import isolation_error
+    from lmforge.training.device import cpu_autocast, decide
 
+    # bfloat16-stored frozen weights (device.py frozen_bf16) compute only under autocast
+    context = cpu_autocast("bf16" if decide(cfg).frozen_bf16 else "fp32")
     try:
-        error = isolation_error(trainer.model)
+        with context:
+            error = isolation_error(trainer.model)
     except Exception as exc:  # e.g. prompt-learning adapters that reject position ids
         raise ConfigError(f"data.packing: cannot run this model on packed rows ({exc})",
                           hint="set data.packing: false") from exc
