@@ -19,8 +19,9 @@ bf16 natively (AVX512-BF16 or AMX: ~7x the fp32 matmul rate on this project's Xe
 training step, 2.4x a forward pass; bfloat16 *weights* without autocast measured slower, so the
 weights stay float32, except frozen linear weights, stored in bfloat16 once because autocast
 would cast them on every pass: ``frozen_bf16``, training/frozen_cast.py), a config error on other
-CPUs (emulated bf16 is slower than fp32); fp16 without a GPU is a config error. Weights dtype ``auto``: float32 on the CPU or when the
-precision is fp32, else bfloat16 on a GPU that has it, float16 otherwise. Attention ``auto``: flash-attention 2 on a GPU with half-precision weights when
+CPUs (emulated bf16 is slower than fp32); fp16 without a GPU is a config error. Weights dtype
+``auto``: float32 on the CPU or when the precision is fp32, else bfloat16 on a GPU that has it,
+float16 otherwise. Attention ``auto``: flash-attention 2 on a GPU with half-precision weights when
 ``flash-attn`` is installed (``LMFORGE_NO_FLASH_ATTENTION=1`` opts out), else transformers'
 choice (sdpa). Liger kernels: sft/pt on a GPU when ``liger-kernel`` is installed. Quantized
 (bitsandbytes) loads go to this process's GPU (LOCAL_RANK) or explicitly to the CPU (left
