@@ -94,6 +94,56 @@ def test_tied_head_stays_float32(tiny_model_dir):
     assert model.get_input_embeddings().weight.dtype == torch.float32
 
 
+def _mapped_from(directory) -> list[tuple[int, int]]:
+    """Address ranges of ``directory``'s safetensors files mapped into this process."""
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5].startswith(str(directory)) \
+                    and parts[5].endswith(".safetensors"):
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                ranges.append((start, end))
+    return ranges
+
+
+def _in_file(model, directory) -> list[str]:
+    ranges = _mapped_from(directory)
+    tensors = list(model.named_parameters(remove_duplicate=False)) + \
+        list(model.named_buffers(remove_duplicate=False))
+    return [name for name, t in tensors
+            if any(a <= t.untyped_storage().data_ptr() < b for a, b in ranges)]
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="Linux only")
+def test_left_weights_leave_the_checkpoint_mapping(tiny_model_dir):
+    """transformers loads safetensors as views into the mapped file; once the linears are cast,
+    the float32 rest (embeddings, norms) is copied out so the file is no longer kept mapped.
+    Values and the tied head's sharing stay as they were."""
+    import gc
+
+    from transformers import AutoModelForCausalLM
+
+    from lmforge.training.frozen_cast import cast_frozen_linears
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    model.lm_head.weight = model.get_input_embeddings().weight
+    model.requires_grad_(False)
+    assert _in_file(model, tiny_model_dir)  # loaded as views into the file
+    before = {n: t.detach().clone() for n, t in model.state_dict().items()
+              if t.dtype == torch.float32}
+    assert cast_frozen_linears(model) > 0
+    gc.collect()
+    assert _in_file(model, tiny_model_dir) == []
+    assert _mapped_from(tiny_model_dir) == []  # nothing holds the file open any more
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    after = model.state_dict()
+    left = [n for n, t in after.items() if t.dtype == torch.float32]
+    assert left and set(left) <= set(before)
+    for name in left:
+        assert torch.equal(after[name], before[name]), name
+
+
 def test_engine_scores_unchanged(tiny_model_dir, monkeypatch):
     """The engine casts the models it loads under bf16; its log-likelihoods stay the same."""
     from lmforge.infer.engine import ChatEngine
