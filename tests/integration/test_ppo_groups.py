@@ -54,9 +54,10 @@ def test_the_leave_one_out_baseline_raises_the_mean_reward(tmp_path):
 
 
 def test_a_batch_size_that_is_not_a_multiple_is_refused(tmp_path):
-    cfg = _ppo(tmp_path, train={"max_steps": 2, "batch_size": 6})
-    with pytest.raises(ConfigError, match="multiple of ppo.num_generations"):
-        stages.run(cfg)
+    """At validation, with the config's other problems (config/crosscheck.py)."""
+    with pytest.raises(ConfigError, match=r"train\.batch_size[\s\S]*multiple of "
+                       r"ppo\.num_generations"):
+        _ppo(tmp_path, train={"max_steps": 2, "batch_size": 6})
 
 
 CONSTANT_PY = "def one(completions, **columns):\n    return [1.0] * len(completions)\n"

@@ -53,6 +53,10 @@ def test_grpo_reward_functions_get_columns_and_builtins_take_kwargs(tmp_path, mo
 def test_grpo_batch_must_hold_whole_groups(tmp_path):
     from lmforge.stages.grpo import build_args
 
-    cfg = config(example("grpo"), tmp_path, train={"batch_size": 6})
-    with pytest.raises(ConfigError, match="multiple of grpo.num_generations"):
-        build_args(cfg, has_eval=False)
+    with pytest.raises(ConfigError, match=r"train\.batch_size[\s\S]*batch_size x grad_accum "
+                       r"\(6\)[\s\S]*multiple of grpo\.num_generations"):
+        config(example("grpo"), tmp_path, train={"batch_size": 6})  # refused at validation
+    cfg = config(example("grpo"), tmp_path, train={"batch_size": 8, "eval_batch_size": 6})
+    with pytest.raises(ConfigError, match="eval_batch_size: 6 must be a multiple of "
+                       "grpo.num_generations"):
+        build_args(cfg, has_eval=True)

@@ -6,6 +6,8 @@ config error at once:
 - AdaLoRA's rank schedule (tinit, tfinal, total_step) against the run length, when it is known
   from the config (``adapter.total_step`` or ``train.max_steps``; otherwise
   ``model.schedule.AdaLoraSchedule`` checks it at train start with the same function);
+- ppo/grpo: train.batch_size counts completions, so it must hold whole groups of
+  ``<stage>.num_generations`` (grpo: batch_size x grad_accum, trl's generation batch);
 - ppo/grpo: data.max_length must leave room for a prompt next to the generated tokens;
   raw-text prompts (``<stage>.prompt_template: raw``) are not rendered with the chat template, so
   a default system prompt (``data.system``) has nowhere to go.
@@ -101,6 +103,18 @@ def _prompt_room(stage: str, data, method) -> list[Problem]:
              f"lower {stage}.max_new_tokens, or set data.max_source_length", None)]
 
 
+def _whole_groups(stage: str, train, method) -> list[Problem]:
+    k = getattr(method, "num_generations", None)
+    if train is None or k is None or stage not in ("ppo", "grpo"):
+        return []
+    per_step = train.batch_size * (train.grad_accum if stage == "grpo" else 1)
+    if per_step % k == 0:
+        return []
+    what = "batch_size x grad_accum" if stage == "grpo" else "batch_size"
+    return [(("train", "batch_size"), f"{what} ({per_step}) counts completions and must be a "
+             f"multiple of {stage}.num_generations ({k})", None)]
+
+
 def _raw_prompts(stage: str, data, method) -> list[Problem]:
     if getattr(method, "prompt_template", None) != "raw" or data is None or \
             not is_set(data, "system"):
@@ -116,6 +130,7 @@ def problems(stage: str, sections: dict[str, BaseModel | None]) -> list[Problem]
     out = unhonoured(stage, sections)
     out += _adalora(sections.get("adapter"), sections.get("train"))
     out += _prompt_room(stage, sections.get("data"), sections.get(stage))
+    out += _whole_groups(stage, sections.get("train"), sections.get(stage))
     out += _raw_prompts(stage, sections.get("data"), sections.get(stage))
     return out
 

@@ -32,18 +32,12 @@ def build_args(cfg: RunConfig, has_eval: bool, weights: list[float] | None = Non
     from lmforge.training.preference_common import trl_kwargs
 
     m = cfg.method()
-    per_step = cfg.train.batch_size * cfg.train.grad_accum
     eval_batch = cfg.train.per_device_eval_batch
-    problems = []
-    if per_step % m.num_generations:
-        problems.append(f"train.batch_size: batch_size x grad_accum ({per_step}) counts "
-                        f"completions and must be a multiple of grpo.num_generations "
-                        f"({m.num_generations})")
+    # the training batch's whole groups are checked at validation (config/crosscheck.py); whether
+    # an eval set exists is known only once the data is read
     if has_eval and eval_batch % m.num_generations:
-        problems.append(f"train.eval_batch_size: {eval_batch} must be a multiple of "
-                        f"grpo.num_generations ({m.num_generations})")
-    if problems:
-        raise ConfigError(problems)
+        raise ConfigError(f"train.eval_batch_size: {eval_batch} must be a multiple of "
+                          f"grpo.num_generations ({m.num_generations})")
     return build_arguments(cfg, has_eval, cls=GRPOConfig, method_kwargs=dict(
         trl_kwargs(cfg, GRPOConfig), num_generations=m.num_generations,
         max_completion_length=m.max_new_tokens, temperature=m.temperature, top_p=m.top_p,

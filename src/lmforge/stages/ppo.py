@@ -26,10 +26,7 @@ def build_args(cfg: RunConfig, has_eval: bool):
     from lmforge.training.args import build_arguments
 
     args = build_arguments(cfg, has_eval)
-    k = cfg.method().num_generations
-    if cfg.train.batch_size % k:
-        raise ConfigError(f"train.batch_size ({cfg.train.batch_size}) counts completions and "
-                          f"must be a multiple of ppo.num_generations ({k})")
+    # whole groups of ppo.num_generations per batch: checked at validation (crosscheck.py)
     if args.fp16:
         raise ConfigError("train.precision: fp16 is not supported by stage ppo; use bf16 or fp32")
     if cfg.adapter.type == "adalora":
@@ -84,7 +81,7 @@ def build_models(ctx, device):
     from lmforge.training.trainer import prepare_model
 
     cfg, tokenizer = ctx.cfg, ctx.tokenizer
-    policy = _placed(prepare_model(cfg, tokenizer), device)
+    policy = _placed(prepare_model(cfg, tokenizer, ctx.facts), device)
     _no_dropout(policy)
     reference = None
     if not is_peft(policy):
@@ -92,7 +89,7 @@ def build_models(ctx, device):
         reference = reference.to(device).eval().requires_grad_(False)
     backbone = None
     if cfg.method().critic == "separate":
-        backbone = _placed(prepare_model(cfg, tokenizer), device)
+        backbone = _placed(prepare_model(cfg, tokenizer, ctx.facts), device)
         _no_dropout(backbone)
     hidden = policy.get_input_embeddings().weight.shape[1]
     head = ValueHead(getattr(policy.config, "hidden_size", hidden)).to(device)

@@ -22,9 +22,9 @@ def train_lm(ctx, method_kwargs: dict | None = None) -> RunResult:
     cfg, tokenizer = ctx.cfg, ctx.tokenizer
     with main_first():  # several processes: rank 0 tokenizes, the others read its cache
         data = pipeline.build(cfg, tokenizer, ctx.template)
-    model = T.prepare_model(cfg, tokenizer)
+    model = T.prepare_model(cfg, tokenizer, ctx.facts)
     counts = common.log_parameters(model)
-    train_ds, eval_ds, collator = T.prepare_data(cfg, data, tokenizer, model)
+    train_ds, eval_ds, collator = T.prepare_data(cfg, data, tokenizer, model, ctx.facts)
     write_json(ctx.out, "data_stats.json", data.stats)  # the pre-flight statistics of this run
     args = build_arguments(cfg, has_eval=eval_ds is not None, method_kwargs=method_kwargs)
     hooks = T.eval_hooks(cfg)  # generation metrics during training, best checkpoint

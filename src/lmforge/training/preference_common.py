@@ -40,7 +40,7 @@ def policy_and_reference(ctx, reference_path: str | None = None, need_reference:
     from lmforge.training.trainer import prepare_model
 
     cfg, tokenizer = ctx.cfg, ctx.tokenizer
-    policy = prepare_model(cfg, tokenizer)
+    policy = prepare_model(cfg, tokenizer, ctx.facts)
     if reference_path:
         ref_cfg = cfg.model.model_copy(update={"path": reference_path})
         reference = load_model(ref_cfg, tokenizer, facts=ctx.facts)

@@ -2,7 +2,8 @@
 a Trainer with lmforge's callbacks and honest trained-token counting, training with resume.
 
 A stage does: ``ctx = context.start(cfg, callbacks)``; ``model = prepare_model(cfg,
-ctx.tokenizer)``; ``train, eval, collator = prepare_data(cfg, data, tokenizer, model)``;
+ctx.tokenizer, ctx.facts)``; ``train, eval, collator = prepare_data(cfg, data, tokenizer, model,
+ctx.facts)``;
 ``trainer = build_trainer(ctx, model, args, train, eval, collator=collator)``;
 ``output = train(trainer, cfg)``; then ``common.save_final`` and ``common.finish``.
 Any Trainer subclass (trl's included) works: ``build_trainer(..., cls=DPOTrainer)``. Callbacks
@@ -86,15 +87,16 @@ def trainer_class(base=None):
     return type(f"Lmforge{base.__name__}", (*mixins, base), {})
 
 
-def prepare_model(cfg: RunConfig, tokenizer):
+def prepare_model(cfg: RunConfig, tokenizer, facts=None):
     """Load the base model and attach the adapter; the KV cache is off while training (with it
-    on, transformers ignores packed position ids and packed examples attend to each other)."""
+    on, transformers ignores packed position ids and packed examples attend to each other).
+    ``facts``: the run's device facts (``ctx.facts``); decided here when called outside a run."""
     from lmforge.model.adapters import attach
     from lmforge.model.loader import load_model
     from lmforge.model.portable import base_name, name_base
     from lmforge.training.device import decide
 
-    facts = decide(cfg)
+    facts = facts if facts is not None else decide(cfg)
     model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter, facts=facts),
                    cfg.adapter)
     if facts.frozen_bf16:
@@ -112,16 +114,14 @@ def attention_kind(model) -> str:
     return str(getattr(config, "_attn_implementation", None) or "")
 
 
-def prepare_data(cfg: RunConfig, data, tokenizer, model=None):
+def prepare_data(cfg: RunConfig, data, tokenizer, model, facts):
     """(train, eval, collator) from the pipeline's BuiltData: packed blocks when data.packing
-    (their statistics added to ``data.stats["packing"]``), otherwise padded batches."""
+    (their statistics added to ``data.stats["packing"]``), otherwise padded batches (to
+    ``facts.pad_multiple``; ``facts``: the run's ``ctx.facts``)."""
     from lmforge.data.collate import PackedCollator, PadCollator
 
     if not cfg.data.packing:
-        from lmforge.training.device import decide
-
-        return data.train, data.eval, PadCollator(tokenizer.pad_token_id,
-                                                  decide(cfg).pad_multiple)
+        return data.train, data.eval, PadCollator(tokenizer.pad_token_id, facts.pad_multiple)
     from lmforge.data.packing import pack_dataset
 
     train, stats = pack_dataset(data.train, cfg.data.max_length, "train")
@@ -132,9 +132,10 @@ def prepare_data(cfg: RunConfig, data, tokenizer, model=None):
     return train, evals, PackedCollator(tokenizer.pad_token_id, flash_varlen=flash)
 
 
-def check_packing_safe(cfg: RunConfig, trainer) -> None:
+def check_packing_safe(cfg: RunConfig, trainer, facts) -> None:
     """Refuse a packed run whose model would let packed examples see each other: a KV cache
-    requested, or (checked with a tiny probe) a model that ignores packed position ids."""
+    requested, or (checked with a tiny probe) a model that ignores packed position ids. The probe
+    runs under the run's autocast (``facts``: ``ctx.facts``)."""
     if not cfg.data.packing:
         return
     if getattr(trainer.args, "use_cache", False):
@@ -147,10 +148,10 @@ def check_packing_safe(cfg: RunConfig, trainer) -> None:
     if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
         return  # sharded parameters: the model cannot run outside its engine here
     from lmforge.data.packing import isolation_error
-    from lmforge.training.device import cpu_autocast, decide
+    from lmforge.training.device import cpu_autocast
 
     # bfloat16-stored frozen weights (device.py frozen_bf16) compute only under autocast
-    context = cpu_autocast("bf16" if decide(cfg).frozen_bf16 else "fp32")
+    context = cpu_autocast("bf16" if facts.frozen_bf16 else "fp32")
     try:
         with context:
             error = isolation_error(trainer.model)
@@ -219,7 +220,7 @@ def build_trainer(ctx, model, args, train_dataset, eval_dataset=None, *, collato
 
     fastloss.install(trainer, cfg)  # train.fast_loss, train.group_by_length
     replace_progress(trainer)
-    check_packing_safe(cfg, trainer)
+    check_packing_safe(cfg, trainer, ctx.facts)
     return trainer
 
 
