@@ -60,6 +60,25 @@ def test_cached_path_equals_the_one_by_one_fallback(engine):
     torch.testing.assert_close(torch.tensor(cached), torch.tensor(plain), atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager", "repeated cache"])
+def test_each_answer_pass_equals_the_one_by_one_fallback(engine, attention, monkeypatch):
+    """The one-row-per-prompt pass under a 4-D mask (sdpa, eager) and the repeated-cache pass
+    (other attention kinds) give the one-by-one scores; multi-token answers of unequal lengths,
+    prompts of unequal lengths (left padding)."""
+    from lmforge.eval import choices
+
+    rows = [choices.pairs_for(engine, s.messages, CHOICES) for s in SAMPLES[:3]]
+    assert len({len(a) for _, a in rows[0]}) > 1 and len({len(r[0][0]) for r in rows}) > 1
+    plain = [[sum(x) for x in engine.loglikelihood(r)] for r in rows]
+    if attention == "repeated cache":
+        monkeypatch.setattr(choices, "mask_kind", lambda model: None)
+    else:
+        monkeypatch.setattr(engine.model.config, "_attn_implementation", attention)
+        assert choices.mask_kind(engine.model) == attention
+    torch.testing.assert_close(torch.tensor(choices._cached(engine, rows)), torch.tensor(plain),
+                               atol=1e-4, rtol=0)
+
+
 def test_a_model_forced_to_prefer_an_answer_picks_it(engine):
     from lmforge.eval.choices import choose, pairs_for
 

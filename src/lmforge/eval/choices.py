@@ -7,8 +7,11 @@ end-of-turn token included, after the prompt rendered exactly as for generation
 one of the choices, so nothing is unparseable, and label metrics are computed as for generation.
 
 Cost: one forward pass over each batch of prompts (keeping the KV cache), then one pass over the
-answers of all choices of that batch at once, each attending to its prompt's cached keys
-(``batch_repeat_interleave`` of the cache): the prompt is computed once, not once per choice. Where
+answers of all choices of that batch at once: the prompt is computed once, not once per choice.
+With sdpa or eager attention each row holds its prompt's answers one after another and a 4-D
+mask lets each answer see only its prompt and itself (``_tree``), so the cache is not copied:
+with the repeated cache (``batch_repeat_interleave``, kept for other attention kinds) the
+quickstart's label scoring peaked at 2.05 GB RSS. Where
 the prompt's tokens would depend on the choice (a tokenizer merging across the boundary) or the
 model cannot share a cache (prompt-learning adapters), the pairs are scored one by one through
 ``engine.loglikelihood`` instead: the same numbers (tests/integration/test_choices.py compares).
@@ -100,42 +103,97 @@ def _cached(engine, rows: list[Pairs]) -> list[list[float]]:
         mask[r, width - len(p):] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    n = len(rows[0])
-    answers = [a for pairs in rows for _, a in pairs]
-    steps = max(len(a) for a in answers)
     with torch.no_grad(), engine.autocast():
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                     logits_to_keep=1)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts answer token 0
-        rest = None
-        if steps > 1:
-            # the output names it 'cache' in recent transformers 5 releases (the old name
-            # 'past_key_values' is deprecated there), 'past_key_values' before: pass it back
-            # under the name it came with
-            name = "cache" if "cache" in out else "past_key_values"
-            cache = out[name]
-            cache.batch_repeat_interleave(n)
-            a_ids = torch.full((len(answers), steps), pad, dtype=torch.long)
-            a_mask = torch.zeros((len(answers), steps), dtype=torch.long)
-            for k, a in enumerate(answers):
-                a_ids[k, :len(a)] = torch.tensor(a)
-                a_mask[k, :len(a)] = 1
-            a_ids, a_mask = a_ids.to(device), a_mask.to(device)
-            full_mask = torch.cat([mask.repeat_interleave(n, 0), a_mask], dim=1)
-            a_pos = positions[:, -1:].repeat_interleave(n, 0) + 1 + torch.arange(
-                steps, device=device)
-            logits = model(input_ids=a_ids, attention_mask=full_mask, position_ids=a_pos,
-                           use_cache=True, **{name: cache}).logits
-            rest = torch.log_softmax(logits.float(), dim=-1)
+        if max(len(a) for pairs in rows for _, a in pairs) < 2:
+            return _totals(rows, first, None, None)
+        # the output names it 'cache' in recent transformers 5 releases (the old name
+        # 'past_key_values' is deprecated there), 'past_key_values' before: pass it back under
+        # the name it came with
+        name = "cache" if "cache" in out else "past_key_values"
+        answers = _tree if mask_kind(model) else _repeated
+        logits, place = answers(model, rows, {name: out[name]}, mask, positions[:, -1], pad)
+        return _totals(rows, first, torch.log_softmax(logits.float(), dim=-1), place)
+
+
+def mask_kind(model) -> str | None:
+    """"sdpa" or "eager": the model's attention takes a custom 4-D mask (``_tree``); else None
+    (flash-attention and other kernels: ``_repeated``)."""
+    kind = str(getattr(getattr(model, "config", None), "_attn_implementation", "") or "")
+    return kind if kind in ("sdpa", "eager") else None
+
+
+def _tree(model, rows: list[Pairs], cache: dict, prompt_mask, last_pos, pad: int):
+    """Every row's answers (but their last tokens, whose logits predict nothing) one after
+    another in one row, each seeing its prompt's cached keys and its own earlier tokens only, at
+    the positions it would have right after the prompt. Returns (logits, {(row, choice): (logits
+    row, first position)})."""
+    import torch
+
+    device, width = prompt_mask.device, prompt_mask.shape[1]
+    cut = [[a[:-1] for _, a in pairs] for pairs in rows]
+    length = max(1, max(sum(len(t) for t in row) for row in cut))
+    ids = torch.full((len(rows), length), pad, dtype=torch.long)
+    pos = torch.zeros((len(rows), length), dtype=torch.long)
+    seen = torch.zeros((len(rows), length, width + length), dtype=torch.bool)
+    seen[:, :, :width] = prompt_mask.bool().cpu()[:, None, :]  # padding queries: the prompt only
+    place = {}
+    for r, row in enumerate(cut):
+        at = 0
+        for c, tokens in enumerate(row):
+            k = len(tokens)
+            ids[r, at:at + k] = torch.tensor(tokens, dtype=torch.long)
+            pos[r, at:at + k] = int(last_pos[r]) + 1 + torch.arange(k)
+            seen[r, at:at + k, width + at:width + at + k] = torch.ones(k, k).tril().bool()
+            place[r, c] = (r, at)
+            at += k
+    mask = seen[:, None].to(device)
+    if mask_kind(model) == "eager":  # eager attention adds the mask to its scores
+        mask = torch.zeros(mask.shape, device=device).masked_fill(
+            ~mask, torch.finfo(torch.float32).min)
+    logits = model(input_ids=ids.to(device), attention_mask=mask, position_ids=pos.to(device),
+                   use_cache=True, **cache).logits
+    return logits, place
+
+
+def _repeated(model, rows: list[Pairs], cache: dict, prompt_mask, last_pos, pad: int):
+    """Like ``_tree`` for attention that takes no 4-D mask: the cache repeated once per choice
+    (``batch_repeat_interleave``), one row per (prompt, choice)."""
+    import torch
+
+    device, n = prompt_mask.device, len(rows[0])
+    answers = [a for pairs in rows for _, a in pairs]
+    steps = max(len(a) for a in answers)
+    next(iter(cache.values())).batch_repeat_interleave(n)
+    a_ids = torch.full((len(answers), steps), pad, dtype=torch.long)
+    a_mask = torch.zeros((len(answers), steps), dtype=torch.long)
+    for k, a in enumerate(answers):
+        a_ids[k, :len(a)] = torch.tensor(a)
+        a_mask[k, :len(a)] = 1
+    a_ids, a_mask = a_ids.to(device), a_mask.to(device)
+    full_mask = torch.cat([prompt_mask.repeat_interleave(n, 0), a_mask], dim=1)
+    a_pos = last_pos[:, None].repeat_interleave(n, 0) + 1 + torch.arange(steps, device=device)
+    logits = model(input_ids=a_ids, attention_mask=full_mask, position_ids=a_pos,
+                   use_cache=True, **cache).logits
+    return logits, {(r, c): (r * n + c, 0) for r in range(len(rows)) for c in range(n)}
+
+
+def _totals(rows: list[Pairs], first, logp, place) -> list[list[float]]:
+    """Each answer's summed log-probability: its first token from ``first`` (the prompt's last
+    position), the others from ``logp`` at ``place[row, choice]`` = (logits row, start)."""
+    import torch
+
     scores = []
-    for r in range(len(rows)):
+    for r, pairs in enumerate(rows):
         row = []
-        for c in range(n):
-            a = answers[r * n + c]
+        for c, (_, a) in enumerate(pairs):
             total = first[r, a[0]].item() if a else 0.0
             if len(a) > 1:
-                target = torch.tensor(a[1:], device=rest.device).unsqueeze(-1)
-                total += rest[r * n + c, :len(a) - 1].gather(-1, target).sum().item()
+                at, start = place[r, c]
+                target = torch.tensor(a[1:], device=logp.device).unsqueeze(-1)
+                total += logp[at, start:start + len(a) - 1].gather(-1, target).sum().item()
             row.append(total)
         scores.append(row)
     return scores
