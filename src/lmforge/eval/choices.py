@@ -11,10 +11,12 @@ answers of all choices of that batch at once: the prompt is computed once, not o
 With sdpa or eager attention each row holds its prompt's answers one after another and a 4-D
 mask lets each answer see only its prompt and itself (``_tree``), so the cache is not copied:
 with the repeated cache (``batch_repeat_interleave``, kept for other attention kinds) the
-quickstart's label scoring peaked at 2.05 GB RSS. Where
-the prompt's tokens would depend on the choice (a tokenizer merging across the boundary) or the
-model cannot share a cache (prompt-learning adapters), the pairs are scored one by one through
-``engine.loglikelihood`` instead: the same numbers (tests/integration/test_choices.py compares).
+quickstart's label scoring peaked at 2.05 GB RSS. Under bf16 autocast the LM head's logits are
+recomputed in float32 (``infer.util.float32_head``), which removes about half of bf16's error in
+a label's score. Where the prompt's tokens would depend on the choice (a tokenizer merging across
+the boundary) or the model cannot share a cache (prompt-learning adapters), the pairs are scored
+one by one through ``engine.loglikelihood`` instead: the same numbers
+(tests/integration/test_choices.py compares).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _shareable(model) -> bool:
 def score(engine, rows: Sequence[Pairs],
           progress: Callable[[int], None] | None = None) -> list[list[float]]:
     """Total log-probability of each answer of each row (rows: ``pairs_for`` results)."""
-    from lmforge.infer.util import eval_mode
+    from lmforge.infer.util import eval_mode, float32_head
 
     out: list[list[float] | None] = [None] * len(rows)
     shared = [i for i, pairs in enumerate(rows)
@@ -74,7 +76,7 @@ def score(engine, rows: Sequence[Pairs],
     if not _shareable(engine.model):
         shared = []
     order = sorted(shared, key=lambda i: -len(rows[i][0][0]))
-    with engine.lock, eval_mode(engine.model):
+    with engine.lock, eval_mode(engine.model), float32_head(engine.model):
         for start in range(0, len(order), max(1, engine.batch_size)):
             chunk = order[start:start + max(1, engine.batch_size)]
             for i, scores in zip(chunk, _cached(engine, [rows[i] for i in chunk])):

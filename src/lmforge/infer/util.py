@@ -77,3 +77,36 @@ def seeded(seed: int | None, device=None):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+@contextmanager
+def float32_head(model):
+    """Within it, the LM head's logits are recomputed in float32 when autocast is on and the head
+    keeps float32 weights (the CPU bf16 engine: the tied head). Why: bf16 logits carry ~0.4 %
+    relative error (about 0.1 nat at a logit of 20), enough to flip answers whose scores are
+    close. Measured on the quickstart's tuned model, 150 articles x 5 labels: summed label
+    log-probs differ from float32 inference by 0.066 nat on average (0.27 at most) with the bf16
+    head, 0.031 (0.17) with it in float32, at about 1 % of the scoring time."""
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if weight is None or weight.dtype != torch.float32:
+        yield
+        return
+
+    def recompute(module, args, output):
+        x = args[0]
+        if not torch.is_autocast_enabled(x.device.type):
+            return output
+        with torch.autocast(x.device.type, enabled=False):
+            bias = module.bias.float() if getattr(module, "bias", None) is not None else None
+            return torch.nn.functional.linear(x.float(), module.weight, bias)
+
+    # prepend: hooks registered by others (tests forcing an answer) see the float32 logits
+    handle = head.register_forward_hook(recompute, prepend=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
