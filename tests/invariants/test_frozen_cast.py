@@ -116,16 +116,19 @@ def _in_file(model, directory) -> list[str]:
 
 
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="Linux only")
-def test_left_weights_leave_the_checkpoint_mapping(tiny_model_dir):
+def test_left_weights_leave_the_checkpoint_mapping(tiny_model_dir, tmp_path):
     """transformers loads safetensors as views into the mapped file; once the linears are cast,
     the float32 rest (embeddings, norms) is copied out so the file is no longer kept mapped.
-    Values and the tied head's sharing stay as they were."""
+    Values and the tied head's sharing stay as they were. (A copy of the model: other tests'
+    models in this process may map the shared one.)"""
     import gc
+    import shutil
 
     from transformers import AutoModelForCausalLM
 
     from lmforge.training.frozen_cast import cast_frozen_linears
 
+    tiny_model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
     model.lm_head.weight = model.get_input_embeddings().weight
     model.requires_grad_(False)
