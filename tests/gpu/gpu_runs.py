@@ -158,7 +158,7 @@ class Probe(TrainerCallback):
         self.facts: dict = {}
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        from lmforge.training.trainer import attention_kind
+        from lmforge.model.loader import attention_kind
 
         params = list(model.parameters())
         self.facts = {

@@ -39,7 +39,8 @@ def _decide(tmp_path, **model):
 def test_auto_attention_follows_flash_attn_and_the_weights_dtype(tmp_path, monkeypatch):
     from lmforge.config import validate
     from lmforge.model.loader import load_tokenizer
-    from lmforge.training.trainer import attention_kind, prepare_model
+    from lmforge.model.loader import attention_kind
+    from lmforge.training.trainer import prepare_model
 
     monkeypatch.delenv("LMFORGE_NO_FLASH_ATTENTION", raising=False)
     flash = installed("flash_attn")

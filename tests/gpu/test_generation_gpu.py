@@ -59,7 +59,7 @@ def _worst_gap(engine, chat, answer: list[int]) -> float:
 
 @pytest.mark.parametrize("model, dtype, no_flash", CASES)
 def test_batched_greedy_equals_one_by_one(model, dtype, no_flash, tiny_model_dir, monkeypatch):
-    from lmforge.training.trainer import attention_kind
+    from lmforge.model.loader import attention_kind
 
     if no_flash:
         monkeypatch.setenv("LMFORGE_NO_FLASH_ATTENTION", "1")

@@ -115,19 +115,22 @@ def _cached(engine, rows: list[Pairs]) -> list[list[float]]:
         # 'past_key_values' is deprecated there), 'past_key_values' before: pass it back under
         # the name it came with
         name = "cache" if "cache" in out else "past_key_values"
-        answers = _tree if mask_kind(model) else _repeated
-        logits, place = answers(model, rows, {name: out[name]}, mask, positions[:, -1], pad)
+        cache, last, kind = {name: out[name]}, positions[:, -1], mask_kind(model)
+        logits, place = (_tree(model, rows, cache, mask, last, pad, kind) if kind
+                         else _repeated(model, rows, cache, mask, last, pad))
         return _totals(rows, first, torch.log_softmax(logits.float(), dim=-1), place)
 
 
 def mask_kind(model) -> str | None:
     """"sdpa" or "eager": the model's attention takes a custom 4-D mask (``_tree``); else None
     (flash-attention and other kernels: ``_repeated``)."""
-    kind = str(getattr(getattr(model, "config", None), "_attn_implementation", "") or "")
+    from lmforge.model.loader import attention_kind
+
+    kind = attention_kind(model)
     return kind if kind in ("sdpa", "eager") else None
 
 
-def _tree(model, rows: list[Pairs], cache: dict, prompt_mask, last_pos, pad: int):
+def _tree(model, rows: list[Pairs], cache: dict, prompt_mask, last_pos, pad: int, kind: str):
     """Every row's answers (but their last tokens, whose logits predict nothing) one after
     another in one row, each seeing its prompt's cached keys and its own earlier tokens only, at
     the positions it would have right after the prompt. Returns (logits, {(row, choice): (logits
@@ -152,7 +155,7 @@ def _tree(model, rows: list[Pairs], cache: dict, prompt_mask, last_pos, pad: int
             place[r, c] = (r, at)
             at += k
     mask = seen[:, None].to(device)
-    if mask_kind(model) == "eager":  # eager attention adds the mask to its scores
+    if kind == "eager":  # eager attention adds the mask to its scores
         mask = torch.zeros(mask.shape, device=device).masked_fill(
             ~mask, torch.finfo(torch.float32).min)
     logits = model(input_ids=ids.to(device), attention_mask=mask, position_ids=pos.to(device),

@@ -195,6 +195,12 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
     return model
 
 
+def attention_kind(model) -> str:
+    """The attention kernel a loaded model runs ("sdpa", "eager", "flash_attention_2", ...)."""
+    config = getattr(model, "config", None)
+    return str(getattr(config, "_attn_implementation", None) or "")
+
+
 def count_parameters(model) -> tuple[int, int]:
     """(trainable, total) parameter counts; 4-bit weights count as the values they hold."""
     trainable = total = 0

@@ -23,6 +23,7 @@ import logging
 from lmforge.config.constants import IGNORE_INDEX as IGNORE
 from lmforge.config.run import RunConfig
 from lmforge.errors import ConfigError
+from lmforge.model.loader import attention_kind
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,6 @@ def prepare_model(cfg: RunConfig, tokenizer, facts=None):
     if getattr(model, "config", None) is not None:
         model.config.use_cache = False
     return model
-
-
-def attention_kind(model) -> str:
-    config = getattr(model, "config", None)
-    return str(getattr(config, "_attn_implementation", None) or "")
 
 
 def prepare_data(cfg: RunConfig, data, tokenizer, model, facts):
