@@ -33,10 +33,15 @@ def _targets(cfg: AdapterConfig):
 def lora_config(cfg: AdapterConfig, modules_to_save: list[str] | None = None, model=None):
     from peft import LoraConfig, TaskType
 
-    return LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.r, lora_alpha=cfg.alpha,
-                      lora_dropout=cfg.dropout, **layer_options(cfg, model, _targets(cfg)),
-                      modules_to_save=modules_to_save or None,
-                      use_dora=cfg.use_dora, use_rslora=cfg.use_rslora)
+    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.r, lora_alpha=cfg.alpha,
+                        lora_dropout=cfg.dropout, **layer_options(cfg, model, _targets(cfg)),
+                        modules_to_save=modules_to_save or None,
+                        use_dora=cfg.use_dora, use_rslora=cfg.use_rslora)
+    if cfg.type == "lora" and cfg.fused is not False:  # qlora's quantized layers stay peft's own
+        from lmforge.model.fused_lora import register
+
+        register(config)
+    return config
 
 
 def adalora_config(cfg: AdapterConfig, modules_to_save: list[str] | None = None, model=None):

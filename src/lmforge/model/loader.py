@@ -156,6 +156,7 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
     from transformers import AutoModelForCausalLM
 
     from lmforge.training.device import for_inference
+    from lmforge.utils import cpu_tuning
 
     auto_class = auto_class or AutoModelForCausalLM
 
@@ -164,6 +165,7 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
     check_weights_are_safe(path, cfg.allow_pickle)
     check_remote_code(path, cfg)
     facts = facts or for_inference(cfg)
+    cpu_tuning.apply(facts.use_cpu)  # a CPU process: GQA inside SDPA, malloc keeps freed memory
     kwargs = dict(trust_remote_code=cfg.trust_remote_code, revision=cfg.revision,
                   use_safetensors=None if cfg.allow_pickle else True, **facts.model_kwargs())
     config = rope_config(path, cfg)
