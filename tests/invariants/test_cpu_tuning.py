@@ -1,6 +1,6 @@
 """The CPU process settings (``utils/cpu_tuning.py``): SDPA with grouped-query attention gives
 the loss and gradients of transformers' repeated key/value heads, without repeating them; glibc
-keeps freed memory, so memory freed and allocated again costs no page faults; and the opt-out."""
+keeps freed memory, so memory freed and allocated again costs few page faults; and the opt-out."""
 
 from __future__ import annotations
 
@@ -85,11 +85,11 @@ FAULTS = textwrap.dedent("""
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc: Linux only")
 def test_freed_memory_is_reused_without_page_faults():
-    def faults(mode: str) -> int:
-        out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True,
-                             text=True, timeout=120, check=True)
-        return int(out.stdout.split()[-1])
-
-    default, kept = faults("default"), faults("keep")
-    assert default > 10_000  # glibc returned the memory: 160 MB are faulted in again
-    assert kept * 4 < default, (default, kept)  # measured: 38,369 against 5,120
+    """160 MB freed and allocated again: with the setting, at most a quarter of its 40,960 pages
+    fault again (measured: 2,560 every run). glibc's defaults usually fault nearly all of them
+    again (38,369-40,929), but not always (2,560 in 1 of 6 runs: a small allocation left above
+    the freed blocks stops the trim), so the defaults are not asserted on."""
+    out = subprocess.run([sys.executable, "-c", FAULTS, "keep"], capture_output=True, text=True,
+                         timeout=120, check=True)
+    pages = 16 * 10 * 2**20 // 4096
+    assert int(out.stdout.split()[-1]) * 4 < pages

@@ -98,14 +98,19 @@ def test_autograd_function_gradcheck(split):
         (x, xd if split else x, weight, bias, a, b))
 
 
+def _fused_logits(model_dir):
+    """(model in eval mode, batch, its logits) of the fused tiny LoRA model."""
+    model = _lora(model_dir, True).eval()
+    batch = _batch(model.config.vocab_size)
+    with torch.no_grad():
+        return model, batch, model(**batch).logits
+
+
 def test_unhandled_cases_use_peft_forward(tiny_model_dir, monkeypatch):
     from lmforge.model import fused_lora
 
-    model = _lora(tiny_model_dir, True)
-    batch = _batch(model.config.vocab_size)
-    model.eval()
+    model, batch, fused_logits = _fused_logits(tiny_model_dir)
     with torch.no_grad():
-        fused_logits = model(**batch).logits
         with model.disable_adapter():
             base_logits = model(**batch).logits
     assert not torch.allclose(fused_logits, base_logits)
@@ -117,11 +122,9 @@ def test_unhandled_cases_use_peft_forward(tiny_model_dir, monkeypatch):
     with torch.no_grad():
         with model.disable_adapter():  # a disabled adapter: the base model alone
             torch.testing.assert_close(model(**batch).logits, base_logits)
-        layer = next(m for m in model.modules() if isinstance(m, fused_lora.FusedLoraLinear))
-        layer.get_base_layer().weight.ds_id = 7  # a ZeRO-3 partitioned weight
         for m in model.modules():
             if isinstance(m, fused_lora.FusedLoraLinear):
-                m.get_base_layer().weight.ds_id = 7
+                m.get_base_layer().weight.ds_id = 7  # a ZeRO-3 partitioned weight
         torch.testing.assert_close(model(**batch).logits, fused_logits, rtol=1e-5, atol=1e-5)
 
 
@@ -145,11 +148,7 @@ def test_saved_adapter_is_plain_peft_and_merges(tiny_model_dir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model = _lora(tiny_model_dir, True)
-    batch = _batch(model.config.vocab_size)
-    model.eval()
-    with torch.no_grad():
-        expected = model(**batch).logits
+    model, batch, expected = _fused_logits(tiny_model_dir)
     model.save_pretrained(tmp_path / "adapter")
     assert "custom" not in (tmp_path / "adapter" / "adapter_config.json").read_text()
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)

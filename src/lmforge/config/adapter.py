@@ -84,3 +84,8 @@ class AdapterConfig(Section):
     @property
     def is_peft(self) -> bool:
         return self.type not in ("full", "freeze")
+
+    @property
+    def uses_fused(self) -> bool:
+        """``fused`` in effect: lora unless set to false (model/fused_lora.py, fused_mlp.py)."""
+        return self.type == "lora" and self.fused is not False

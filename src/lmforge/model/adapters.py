@@ -37,7 +37,7 @@ def lora_config(cfg: AdapterConfig, modules_to_save: list[str] | None = None, mo
                         lora_dropout=cfg.dropout, **layer_options(cfg, model, _targets(cfg)),
                         modules_to_save=modules_to_save or None,
                         use_dora=cfg.use_dora, use_rslora=cfg.use_rslora)
-    if cfg.type == "lora" and cfg.fused is not False:  # qlora's quantized layers stay peft's own
+    if cfg.uses_fused:  # qlora's quantized layers stay peft's own
         from lmforge.model.fused_lora import register
 
         register(config)

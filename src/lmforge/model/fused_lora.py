@@ -72,8 +72,9 @@ class FusedLoraLinear(LoraLinear):
     """peft's ``lora.Linear`` whose forward runs ``_LoraLinearFn`` when it is a single plain
     LoRA adapter on an ordinary weight; anything else goes to peft's forward unchanged."""
 
-    def _fusable(self, args, kwargs) -> str | None:
-        if args or kwargs or self.disable_adapters or self.merged:
+    def fusable_adapter(self) -> str | None:
+        """The one active plain LoRA adapter on an ordinary frozen weight, else None."""
+        if self.disable_adapters or self.merged:
             return None
         active = self.active_adapters
         if len(active) != 1 or active[0] not in self.lora_A or active[0] in self.lora_variant:
@@ -85,7 +86,7 @@ class FusedLoraLinear(LoraLinear):
         return name
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        name = self._fusable(args, kwargs)
+        name = None if args or kwargs else self.fusable_adapter()
         if name is None:
             return super().forward(x, *args, **kwargs)
         base = self.get_base_layer()

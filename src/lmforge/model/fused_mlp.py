@@ -67,15 +67,20 @@ class _SwiGluLoraFn(torch.autograd.Function):
                 None, g_ad, g_bd, None)
 
 
-def _parts(layer: FusedLoraLinear, dtype):
-    """(weight, A, B, scale) of a layer this path can take, else None."""
-    name = layer._fusable((), {})
+def _adapter(layer: FusedLoraLinear) -> str | None:
+    """The adapter of a layer this path can take (no dropout, no bias), else None."""
+    name = layer.fusable_adapter()
     if name is None or not isinstance(layer.lora_dropout[name], torch.nn.Identity):
         return None
-    base = layer.get_base_layer()
-    if base.bias is not None:
+    return None if layer.get_base_layer().bias is not None else name
+
+
+def _parts(layer: FusedLoraLinear, dtype):
+    """(weight, A, B, scale) of a layer this path can take, in ``dtype``, else None."""
+    name = _adapter(layer)
+    if name is None:
         return None
-    return (base.weight.to(dtype), layer.lora_A[name].weight.to(dtype),
+    return (layer.get_base_layer().weight.to(dtype), layer.lora_A[name].weight.to(dtype),
             layer.lora_B[name].weight.to(dtype), layer.scaling[name])
 
 
@@ -113,8 +118,7 @@ def fuse_mlps(model) -> int:
             continue
         if not callable(getattr(module, "act_fn", None)) or "forward" in vars(module):
             continue
-        if all(_parts(getattr(module, p), torch.float32) for p in PROJECTIONS) and \
-                _computes_the_same(module):
+        if all(_adapter(getattr(module, p)) for p in PROJECTIONS) and _computes_the_same(module):
             module.forward = fused_forward.__get__(module)
             count += 1
     return count

@@ -100,7 +100,7 @@ def prepare_model(cfg: RunConfig, tokenizer, facts=None):
     facts = facts if facts is not None else decide(cfg)
     model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter, facts=facts),
                    cfg.adapter)
-    if cfg.adapter.type == "lora" and cfg.adapter.fused is not False:
+    if cfg.adapter.uses_fused:
         from lmforge.model.fused_mlp import fuse_mlps
 
         fuse_mlps(model)  # before the frozen cast: its probe compares in the loaded dtype
