@@ -20,6 +20,7 @@ TRAIN_METRICS = [
     ("eval_loss", "held-out loss per trained token (one function, peft-loaded adapter)",
      "{:.4f}"),
     ("final_loss", "final training loss (last quarter of logged steps)", "{:.4f}"),
+    ("peak_gflops", "matmul peak probed before the job's round (GFLOP/s)", "{:,.1f}"),
     ("mfu_nominal", "utilisation, nominal: 6·N·non-pad tokens/s ÷ matmul peak", "{:.1%}"),
     ("mfu_executed", "utilisation, executed FLOPs ÷ matmul peak", "{:.1%}"),
     ("executed_gflops", "executed GFLOP/s (bench/flops.py)", "{:,.1f}"),
@@ -137,17 +138,23 @@ def peak_for(r: dict, peak: dict) -> float | None:
 
 
 def add_utilisation(results: dict[str, dict[str, dict]], peak: dict) -> None:
-    """Utilisation of every training job, two ways, against the peak measured in the run:
+    """Utilisation of every training job, two ways, against the matmul peak probed just before
+    its round of jobs (``matmul_peak`` of each run, runner.py), else the run's first probe:
     nominal 6·N·non-pad tokens/s, and the executed FLOPs of bench/flops.py."""
     for jobs in results.values():
         for r in jobs.values():
-            p = peak_for(r, peak)
             n = r.get("parameters")
-            if not p or not n or "nonpad_tokens_per_s" not in r:
+            if not peak_for(r, r.get("matmul_peak") or peak) or not n \
+                    or "nonpad_tokens_per_s" not in r:
                 continue
-            _derive(r, "mfu_nominal", lambda x: 6 * n * x["nonpad_tokens_per_s"] / p
+
+            def p(x, r=r):
+                return peak_for(r, x.get("matmul_peak") or r.get("matmul_peak") or peak)
+
+            _derive(r, "peak_gflops", lambda x: p(x) / 1e9)
+            _derive(r, "mfu_nominal", lambda x: 6 * n * x["nonpad_tokens_per_s"] / p(x)
                     if x.get("nonpad_tokens_per_s") is not None else None)
-            _derive(r, "mfu_executed", lambda x: x["executed_flops_per_s"] / p
+            _derive(r, "mfu_executed", lambda x: x["executed_flops_per_s"] / p(x)
                     if x.get("executed_flops_per_s") else None)
             _derive(r, "executed_gflops", lambda x: x["executed_flops_per_s"] / 1e9
                     if x.get("executed_flops_per_s") else None)

@@ -123,6 +123,10 @@ class Runner:
         repeats = self.repeats or (1 if self.quick else s.repeats)
         runs: dict[str, list[dict]] = {label: [] for label, _ in jobs}
         for rep in range(repeats):  # interleaved: A B C A B C ...
+            # the machine's speed drifts over a run (25 % within half an hour here): each round's
+            # jobs are measured against a peak probed just before them (report.add_utilisation)
+            probe = self.peaks(work, f"peak-r{rep + 1}", f"[{s.key}] ") \
+                if s.kind == "train" else None
             for label, spec in jobs:
                 if runs[label] and "skipped" in runs[label][0]:
                     continue
@@ -131,6 +135,8 @@ class Runner:
                 if spec["job"] in TRAIN_JOBS:
                     spec["precision"] = self.precision
                 r = self.job(spec, work, name)
+                if probe is not None and "error" not in probe:
+                    r["matmul_peak"] = probe
                 runs[label].append(r)
                 tag = f" (run {rep + 1}/{repeats})" if repeats > 1 else ""
                 self.echo(f"[{s.key}] {_line(label + tag, r)}")
@@ -151,10 +157,10 @@ class Runner:
                     out[label]["eval_error"] = ev["error"]
         return out
 
-    def peaks(self, work: Path) -> dict:
+    def peaks(self, work: Path, name: str = "peak", prefix: str = "[peak] ") -> dict:
         r = self.job({"job": "matmul", "threads": self.threads,
-                      "size": 512 if self.quick else 1024}, work, "peak")
-        self.echo(f"[peak] {_line('matmul fp32', r)}")
+                      "size": 512 if self.quick else 1024}, work, name)
+        self.echo(f"{prefix}{_line('matmul fp32 peak', r)}")
         return r
 
 

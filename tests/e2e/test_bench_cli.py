@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -60,6 +62,10 @@ def test_bench_quick_sft_without_the_llamafactory_venv(tmp_path):
         assert 0 < r["eval_loss"] < 20 and "gate" in r["runs"][0]
         assert 0 < r["mfu_executed"] < 1 and 0 < r["mfu_nominal"] < 1
         assert r["precision"] == "fp32" and r["peak_rss_mb"] > 50
+        # each run is measured against the matmul peak probed just before its round
+        assert r["runs"][0]["matmul_peak"]["matmul_flops"] / 1e9 == pytest.approx(
+            r["peak_gflops"])
+    assert "[a] matmul fp32 peak: " in proc.stdout
     assert trl["gradient_checkpointing"] is True and fair["gradient_checkpointing"] is False
     assert ours["gradient_checkpointing"] is False
     # lmforge projects only the trained positions onto the vocabulary, trl every position;

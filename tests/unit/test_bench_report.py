@@ -144,3 +144,21 @@ def test_markdown_has_every_scenario_and_target():
     md = markdown(doc)
     assert "### (a) SFT" in md and "| lmforge | TRL | lmforge / TRL |" in md
     assert "| met |" in md
+
+
+def test_each_run_is_measured_against_the_peak_probed_before_its_round():
+    from bench.report import add_utilisation
+    from bench.stats import aggregate
+
+    # the machine slows down between rounds: the same job at half the speed and half the peak
+    # is the same utilisation, not a drop
+    runs = [dict(_train(tps, 2.0), executed_flops_per_s=flops, matmul_peak={"matmul_flops": p})
+            for tps, flops, p in ((100, 5e5, 1e6), (50, 2.5e5, 5e5), (100, 5e5, 1e6))]
+    results = {"b": {"lmforge": aggregate(runs)}}
+    add_utilisation(results, {"matmul_flops": 2e6})  # the run's first probe: not used here
+    r = results["b"]["lmforge"]
+    assert r["mfu_executed"] == pytest.approx(0.5)
+    assert r["spread"]["mfu_executed"] == pytest.approx([0.5, 0.5, 3])
+    assert r["mfu_nominal"] == pytest.approx(6 * 1000 * 200 / 1e6)
+    assert r["peak_gflops"] == pytest.approx(1e6 / 1e9)
+    assert r["spread"]["peak_gflops"][:2] == pytest.approx([5e5 / 1e9, 1e6 / 1e9])

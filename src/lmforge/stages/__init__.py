@@ -23,6 +23,7 @@ def run(cfg: RunConfig, *, callbacks=()):
     from lmforge.distributed.ranks import is_main, single_process_rendezvous
     from lmforge.model.chain import resolve
     from lmforge.training import output_dir
+    from lmforge.training.compat import deepspeed_import_skipped
     from lmforge.training.resource_faults import resource_errors
     from lmforge.utils.rundir import recorded_outcome
 
@@ -32,7 +33,8 @@ def run(cfg: RunConfig, *, callbacks=()):
     # launcher: a 1-process launcher environment (distributed/ranks.py); run_state.json says
     # done / failed (with the error) / interrupted once the run this process started ends
     with recorded_outcome(cfg.train.output_dir), resource_errors(cfg), \
-            single_process_rendezvous(bool(cfg.train.deepspeed)):
+            single_process_rendezvous(bool(cfg.train.deepspeed)), \
+            deepspeed_import_skipped(bool(cfg.train.deepspeed)):
         cfg = resolve(cfg)  # model.path = an earlier run: continue from its model (chain.py)
         result = importlib.import_module(module).run(cfg, callbacks=tuple(callbacks))
         if is_main():  # README.md: base, data, settings, metrics, how to load (export/card.py)
