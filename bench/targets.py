@@ -82,7 +82,7 @@ def targets(results: dict[str, dict[str, dict]]) -> list[dict]:
         u = results["b"].get("lmforge", {}).get("mfu_executed")
         out.append(target("(b) executed-FLOP utilisation, lmforge", fmt(u, "{:.1%}"),
                           f">= {EXECUTED_GOAL:.0%}", None if u is None else u >= EXECUTED_GOAL,
-                          "executed matmul FLOPs (bench/flops.py) ÷ the matmul peak of the "
-                          "run"))
+                          "executed matmul FLOPs (bench/flops.py) ÷ the matmul peak probed "
+                          "before each round of jobs"))
     out += [m for m in (memory(k, results[k]) for k in ("a", "ap", "b") if k in results) if m]
     return out + _other(results)
