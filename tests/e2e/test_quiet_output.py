@@ -37,8 +37,12 @@ def test_training_output_is_only_lmforge_lines(tmp_path, stage):
     assert any(line.startswith("done: ") for line in lines)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
-                    reason="the DeepSpeed banner needs deepspeed installed")
+@pytest.mark.skipif(importlib.util.find_spec("torchao") is None,
+                    reason="the library messages checked come from torchao, which peft and "
+                           "transformers import when it is installed")
 def test_verbose_shows_the_libraries(tmp_path):
+    # (a run without DeepSpeed no longer imports it, so its "Setting accelerator to CPU" banner
+    # is gone in both modes: training/compat.py)
     text = _train(tmp_path, "sft", env={"LMFORGE_VERBOSE": "1"})
-    assert "Setting accelerator to CPU" in text
+    assert "torchao" in text, text
+    assert [line for line in text.splitlines() if line.strip() and not OWN.match(line)], text
