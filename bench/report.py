@@ -143,14 +143,12 @@ def add_utilisation(results: dict[str, dict[str, dict]], peak: dict) -> None:
     nominal 6·N·non-pad tokens/s, and the executed FLOPs of bench/flops.py."""
     for jobs in results.values():
         for r in jobs.values():
-            n = r.get("parameters")
-            if not peak_for(r, r.get("matmul_peak") or peak) or not n \
-                    or "nonpad_tokens_per_s" not in r:
-                continue
-
-            def p(x, r=r):
+            def p(x, r=r):  # the peak of run x, else of the aggregated job r, else the run's
                 return peak_for(r, x.get("matmul_peak") or r.get("matmul_peak") or peak)
 
+            n = r.get("parameters")
+            if not p(r) or not n or "nonpad_tokens_per_s" not in r:
+                continue
             _derive(r, "peak_gflops", lambda x: p(x) / 1e9)
             _derive(r, "mfu_nominal", lambda x: 6 * n * x["nonpad_tokens_per_s"] / p(x)
                     if x.get("nonpad_tokens_per_s") is not None else None)

@@ -26,7 +26,8 @@ installed, only to add ``DeepSpeedEngine`` to an ``isinstance`` check that a run
 can never match. The import costs ~117 MiB of RSS and ~1.2 s (measured: torch + transformers +
 peft + trl + accelerate 449 MiB, + deepspeed 566 MiB), about the whole gap to LLaMA-Factory's
 peak RSS on the tiny benchmark scenario, whose venv has no DeepSpeed.
-tests/unit/test_compat_signatures.py fails when accelerate moves that import.
+tests/integration/test_deepspeed_import_skipped.py fails when accelerate stops making that import
+(then drop the override).
 
 ``save_checkpoint(trainer)`` is the public entry point for code outside the Trainer loop that
 must save now (e.g. training/faults.py after SIGTERM): a checkpoint followed by the ``on_save``
