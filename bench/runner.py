@@ -1,5 +1,5 @@
 """Run scenarios: every job in a fresh ``python -m bench.worker`` process (LLaMA-Factory's in its
-own venv, bench/peers.py), then tables, targets and the JSON file (``results.json``) plus a
+own venv, the others in lmforge's venv without extras: bench/peers.py), then tables, targets and the JSON file (``results.json``) plus a
 Markdown copy of the tables (``results.md``).
 
 The matmul peaks are measured first, in the same run. Before every job the CPU gate
@@ -105,7 +105,7 @@ class Runner:
         self.repeats, self.gate_timeout, self.echo, self.gate = repeats, gate_timeout, echo, gate
 
     def job(self, spec: dict, work: Path, name: str, gated: bool = True) -> dict:
-        python = None
+        python = peers.lmforge_python()[0]
         if spec.get("python") == "llamafactory":
             python, why = peers.llamafactory_python()
             if python is None:
@@ -182,6 +182,7 @@ def run(scenarios: list[Scenario], quick: bool, threads: int, out: Path, timeout
             results[s.key] = {"machine": peak} if s.kind == "mfu" else runner.scenario(s, work)
     lf = peers.llamafactory_python()
     info["llamafactory"] = lf[1] if lf[0] else {"skipped": lf[1]}
+    info["lmforge_venv"] = peers.lmforge_python()[1]
     report.add_common_count(results)
     report.add_utilisation(results, peak)
     info["load_average_end"] = os.getloadavg()
@@ -215,6 +216,7 @@ def markdown(doc: dict) -> str:
     for t in doc["targets"]:
         met = {True: "met", False: "not met", None: "—"}[t["met"]]
         lines.append(_md_row([t["target"], t["value"], t["goal"], met, t["note"]]))
+    lines += ["", venv_line(doc["machine"])]
     return "\n".join(lines) + "\n"
 
 
@@ -241,3 +243,12 @@ def show(doc: dict, console) -> None:
     console.print(f"{m.get('cpu', '?')}, {m['physical_cores']} cores, {m['threads']} threads, "
                   f"load average {m['load_average_start'][0]:.1f} -> "
                   f"{m['load_average_end'][0]:.1f}; {doc['seconds']:.0f} s in all")
+    console.print(venv_line(m), markup=False, highlight=False)
+
+
+def venv_line(m: dict) -> str:
+    """Which venv lmforge's and TRL's jobs ran in, and the optional libraries it holds."""
+    v = m.get("lmforge_venv", {})
+    extra = ", ".join(v.get("optional_installed", [])) or "none"
+    return (f"lmforge, TRL, HF Trainer ran in {v.get('venv', '?')} (of bitsandbytes, torchao, "
+            f"deepspeed installed: {extra})" + (f"; {v['note']}" if v.get("note") else ""))

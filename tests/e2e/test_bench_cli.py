@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,7 +46,8 @@ def test_bench_list_and_unknown_scenario():
 
 def test_bench_quick_sft_without_the_llamafactory_venv(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO),
-               LMFORGE_BENCH_LF_PYTHON=str(tmp_path / "no-venv" / "bin" / "python"))
+               LMFORGE_BENCH_LF_PYTHON=str(tmp_path / "no-venv" / "bin" / "python"),
+               LMFORGE_BENCH_PYTHON=sys.executable)  # lmforge's jobs: this venv, probed
     proc = subprocess.run([sys.executable, "-m", "bench", "a", "--quick", "--threads", "1",
                            "--gate-timeout", "1", "--out", str(tmp_path / "out")], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=900)
@@ -56,6 +58,8 @@ def test_bench_quick_sft_without_the_llamafactory_venv(tmp_path):
     jobs = doc["scenarios"]["a"]["jobs"]
     assert "make bench-peers" in jobs["LLaMA-Factory fair"]["skipped"]
     assert doc["machine"]["llamafactory"]["skipped"].startswith("LLaMA-Factory not run")
+    assert doc["machine"]["lmforge_venv"]["venv"] == str(Path(sys.executable).parent.parent)
+    assert "lmforge, TRL, HF Trainer ran in " in proc.stdout
     ours, trl, fair = jobs["lmforge"], jobs["TRL"], jobs["TRL fair"]
     # one held-out loss function for every tool, on the adapter each one saved
     for r in (ours, trl, fair):
