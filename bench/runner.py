@@ -216,7 +216,8 @@ def markdown(doc: dict) -> str:
     for t in doc["targets"]:
         met = {True: "met", False: "not met", None: "—"}[t["met"]]
         lines.append(_md_row([t["target"], t["value"], t["goal"], met, t["note"]]))
-    lines += ["", venv_line(doc["machine"])]
+    if "lmforge_venv" in doc.get("machine", {}):
+        lines += ["", venv_line(doc["machine"])]
     return "\n".join(lines) + "\n"
 
 

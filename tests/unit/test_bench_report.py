@@ -143,7 +143,10 @@ def test_markdown_has_every_scenario_and_target():
            "targets": targets(results)}
     md = markdown(doc)
     assert "### (a) SFT" in md and "| lmforge | TRL | lmforge / TRL |" in md
-    assert "| met |" in md
+    assert "| met |" in md and "ran in" not in md
+    doc["machine"] = {"lmforge_venv": {"venv": "/x/.venv-bench", "optional_installed": []}}
+    assert md + "\nlmforge, TRL, HF Trainer ran in /x/.venv-bench (of bitsandbytes, torchao, " \
+        "deepspeed installed: none)\n" == markdown(doc)
 
 
 def test_each_run_is_measured_against_the_peak_probed_before_its_round():
