@@ -149,7 +149,9 @@ def _agreement(ref, model, tok):
 
 
 @pytest.mark.parametrize("gguf_type,min_same,min_top1,max_ppl_change", [
-    ("q8_0", 16, 0.98, 0.02),  # measured 16/16, top-1 0.993-0.997, ppl +-0.2%
+    # measured 16/16, top-1 0.993-0.997, ppl +-0.2% (Intel Xeon); 15/16, top-1 0.987, ppl -0.3%
+    # (AMD EPYC): one 16-token continuation may part at a near-tie, top-1 is the per-token check
+    ("q8_0", 15, 0.98, 0.02),
     ("q4_0", 8, 0.90, 0.10),   # measured 14/16 and 11/16, top-1 0.95-0.96, ppl -0.5% / +3.5%
 ])
 def test_quantized_gguf_keeps_greedy_outputs(gguf_type, min_same, min_top1, max_ppl_change,
