@@ -58,8 +58,9 @@ def llamafactory_python() -> tuple[str | None, dict | str]:
 
 # lmforge's own jobs (and TRL's, the HF Trainer's, the matmul probe's) run in .venv-bench: lmforge
 # as `pip install lmforge` installs it, without the extras the dev venv carries. transformers and
-# peft import bitsandbytes and torchao at start-up whenever they are installed (+120 MiB RSS, no
-# use in a run that does not quantize), and LLaMA-Factory's venv holds neither: the same footing.
+# peft import bitsandbytes and torchao at start-up whenever they are installed (+100 MiB RSS at
+# import, ~60 MiB at the tiny SFT job's peak; no use in a run that does not quantize), and
+# LLaMA-Factory's venv holds neither: the same footing.
 BENCH_VENV = REPO / ".venv-bench"
 BENCH_OVERRIDE = "LMFORGE_BENCH_PYTHON"
 OPTIONAL = ("bitsandbytes", "torchao", "deepspeed")  # imported by the libraries when present
