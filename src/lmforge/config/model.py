@@ -23,7 +23,9 @@ class ModelConfig(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="weights dtype; 'auto' = float32 on CPU, bfloat16 on a GPU that has it")
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
-        "auto", description="attention kernel; 'auto' lets transformers choose")
+        "auto", description="attention kernel; 'auto' lets transformers choose (on the CPU in "
+        "float32, sft/pt without packing: SDPA row by row, model/row_attention.py; 'sdpa': "
+        "batched)")
     trust_remote_code: bool = Field(False, description="allow code shipped with the model to run")
     allow_pickle: bool = Field(False, description="allow loading pickle (.bin/.pt) weights; only "
                                "safetensors are ever written")

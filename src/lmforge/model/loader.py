@@ -198,9 +198,13 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
 
 
 def attention_kind(model) -> str:
-    """The attention kernel a loaded model runs ("sdpa", "eager", "flash_attention_2", ...)."""
+    """The attention kernel a loaded model runs ("sdpa", "eager", "flash_attention_2", ...); row
+    attention (model/row_attention.py) runs SDPA."""
+    from lmforge.model.row_attention import NAME
+
     config = getattr(model, "config", None)
-    return str(getattr(config, "_attn_implementation", None) or "")
+    kind = str(getattr(config, "_attn_implementation", None) or "")
+    return "sdpa" if kind == NAME else kind
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -94,10 +94,10 @@ class DeviceFacts:
     liger: bool = False  # Liger kernels (TrainingArguments.use_liger_kernel)
     threads: int | None = None  # torch CPU threads (None: leave torch's setting)
     pad_multiple: int | None = None  # padded batches' length rounded up to a multiple of this
-    # frozen nn.Linear weights stored in bfloat16 once (training/frozen_cast.py): CPU bf16
-    # autocast of a peft run on one engine-less process (FSDP / DeepSpeed flatten parameters of
-    # one dtype), not in OUTSIDE_AUTOCAST stages
+    # frozen nn.Linear weights stored in bf16 once (training/frozen_cast.py): CPU bf16 autocast of
+    # a peft run without FSDP / DeepSpeed (one dtype per flat buffer), not in OUTSIDE_AUTOCAST
     frozen_bf16: bool = False
+    row_attention: bool = False  # CPU fp32 sft/pt, no packing: SDPA by row (model/row_attention)
 
     @property
     def use_cpu(self) -> bool:
@@ -156,7 +156,10 @@ def decide(cfg) -> DeviceFacts:
                        pad_multiple=_pad_multiple(cfg.train.pad_to_multiple_of, gpu, precision),
                        frozen_bf16=(precision == "bf16" and not gpu and cfg.adapter.is_peft
                                     and cfg.stage not in OUTSIDE_AUTOCAST
-                                    and not cfg.train.deepspeed and not cfg.train.fsdp))
+                                    and not cfg.train.deepspeed and not cfg.train.fsdp),
+                       row_attention=(not gpu and precision == "fp32" and not cfg.data.packing
+                                      and cfg.model.attn_implementation == "auto"
+                                      and cfg.stage in ("sft", "pt")))
 
 
 def _pad_multiple(choice, gpu: bool, precision: str) -> int | None:

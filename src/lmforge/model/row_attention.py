@@ -1,0 +1,102 @@
+"""Attention over each row's own length in right-padded training batches (CPU, SDPA).
+
+With padding, transformers gives SDPA a 4-D mask over the batch's longest row, and torch's CPU
+kernels compute every padded query and key. In a right-padded causal batch a real token only
+sees the tokens before it, which are all real, so each row can be attended on its own at its own
+length (``is_causal``, no mask): the same numbers at every real position, and the padded ones,
+which no loss reads and whose gradient is zero, are left at zero. Measured alone (forward +
+backward, 2 threads): the tiny bench model's attention 17.5 → 14.0 ms at 24 % padding, SmolLM2's
+29 → 26 ms at 25-28 %.
+
+It is registered through transformers' public interfaces (``AttentionInterface`` and
+``AttentionMaskInterface``, the latter with transformers' own 2-D mask of flash-attention) under
+``lmforge_sdpa_rows``. A batch it cannot take row by row (left padding, a KV cache, a 4-D mask)
+goes to transformers' SDPA with the equivalent 4-D mask. Only models whose attention is plain
+causal SDPA use it (``ROW_MODELS``: no sliding window, soft-capping or sinks).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+NAME = "lmforge_sdpa_rows"
+ROW_MODELS = ("llama", "qwen2", "qwen3", "mistral")
+
+
+def _sdpa(module, query, key, value, mask, dropout: float, scaling, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward(module, query, key, value, mask, dropout=dropout,
+                                  scaling=scaling, **kwargs)
+
+
+def _four_d(mask2d: torch.Tensor, q_len: int) -> torch.Tensor:
+    """transformers' SDPA mask for a 2-D padding mask and queries at the last ``q_len`` keys."""
+    kv_len = mask2d.shape[-1]
+    keys = torch.arange(kv_len, device=mask2d.device)
+    queries = torch.arange(kv_len - q_len, kv_len, device=mask2d.device)
+    causal = keys[None, :] <= queries[:, None]
+    return causal[None, None] & mask2d.bool()[:, None, None, :]
+
+
+def rows_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
+                   scaling=None, **kwargs):
+    """``query`` [B, H, L, D], ``key``/``value`` [B, KV, L, D]; ``attention_mask`` the 2-D
+    padding mask or None. Returns ([B, L, H, D], None) like transformers' SDPA forward."""
+    kwargs.pop("is_causal", None)
+    q_len = query.shape[2]
+    if attention_mask is None:
+        return _sdpa(module, query, key, value, None, dropout, scaling, **kwargs)
+    if attention_mask.dim() != 2:
+        return _sdpa(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+    mask = attention_mask.bool()
+    lengths = mask.sum(-1)
+    right_padded = bool((mask.int().diff(dim=-1) <= 0).all()) if mask.shape[-1] > 1 else True
+    if q_len != key.shape[2] or not right_padded:
+        return _sdpa(module, query, key, value, _four_d(mask, q_len), dropout, scaling, **kwargs)
+    gqa = query.shape[1] != key.shape[1]
+    p = dropout if module.training else 0.0
+    rows = []
+    for i, n in enumerate(lengths.tolist()):
+        if n == 0:
+            rows.append(query.new_zeros((1,) + query.shape[1:]))
+            continue
+        out = F.scaled_dot_product_attention(query[i:i + 1, :, :n], key[i:i + 1, :, :n],
+                                             value[i:i + 1, :, :n], dropout_p=p,
+                                             is_causal=True, scale=scaling, enable_gqa=gqa)
+        rows.append(F.pad(out, (0, 0, 0, q_len - n)) if n < q_len else out)
+    return torch.cat(rows).transpose(1, 2).contiguous(), None
+
+
+def register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, flash_attention_mask
+
+    AttentionInterface.register(NAME, rows_attention)
+    AttentionMaskInterface.register(NAME, flash_attention_mask)
+
+
+def eligible(config) -> bool:
+    """A plain causal SDPA decoder: one of ROW_MODELS, its attention SDPA, no sliding window."""
+    if getattr(config, "model_type", None) not in ROW_MODELS:
+        return False
+    if getattr(config, "_attn_implementation", None) != "sdpa":
+        return False
+    if getattr(config, "sliding_window", None) is not None and \
+            getattr(config, "use_sliding_window", True):
+        return False
+    if getattr(config, "attn_logit_softcapping", None):
+        return False
+    kinds = getattr(config, "layer_types", None) or ["full_attention"]
+    return all(k == "full_attention" for k in kinds)
+
+
+def use_row_attention(model) -> bool:
+    """Switch ``model`` (a transformers or peft model) to row attention where ``eligible``."""
+    config = getattr(model, "config", None)
+    if config is None or not eligible(config):
+        return False
+    register()
+    config._attn_implementation = NAME
+    return True
