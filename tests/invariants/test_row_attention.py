@@ -66,6 +66,28 @@ def test_left_padding_and_cached_generation_go_to_sdpa(tiny_model_dir):
     assert torch.equal(rows.generate(prompt, **kw), ref.generate(prompt, **kw))
 
 
+@pytest.mark.parametrize("padded", [False, True])
+def test_prefix_tuning_keys_before_the_queries(padded, tiny_model_dir):
+    """peft's prefix tuning hands the layers more keys than queries (virtual tokens first)."""
+    from peft import PrefixTuningConfig, get_peft_model
+
+    from lmforge.model.row_attention import use_row_attention
+
+    models = []
+    for rows in (False, True):
+        ref, _ = _pair(tiny_model_dir)
+        torch.manual_seed(0)
+        model = get_peft_model(ref, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+        assert not rows or use_row_attention(model)
+        models.append(model.eval())
+    ids, mask = _right_padded(models[0].config.vocab_size)
+    kw = {"attention_mask": mask} if padded else {}
+    with torch.no_grad():
+        a, b = (m(input_ids=ids, **kw).logits for m in models)
+    real = mask.bool() if padded else torch.ones_like(mask, dtype=torch.bool)
+    torch.testing.assert_close(b[real], a[real], rtol=1e-6, atol=1e-6)
+
+
 def test_padded_positions_are_zero_and_get_no_gradient():
     from types import SimpleNamespace
 

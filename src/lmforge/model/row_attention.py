@@ -46,8 +46,12 @@ def rows_attention(module, query, key, value, attention_mask, dropout: float = 0
     padding mask or None. Returns ([B, L, H, D], None) like transformers' SDPA forward."""
     kwargs.pop("is_causal", None)
     q_len = query.shape[2]
-    if attention_mask is None:
-        return _sdpa(module, query, key, value, None, dropout, scaling, **kwargs)
+    if attention_mask is None:  # no padding; with more keys than queries (a cache, a prefix)
+        # SDPA's is_causal would align the triangle top-left, so the mask is written out
+        if q_len == key.shape[2] or q_len == 1:
+            return _sdpa(module, query, key, value, None, dropout, scaling, **kwargs)
+        attention_mask = torch.ones(query.shape[0], key.shape[2], dtype=torch.bool,
+                                    device=query.device)
     if attention_mask.dim() != 2:
         return _sdpa(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     mask = attention_mask.bool()
