@@ -1,6 +1,6 @@
 """Run scenarios: every job in a fresh ``python -m bench.worker`` process (LLaMA-Factory's in its
-own venv, the others in lmforge's venv without extras: bench/peers.py), then tables, targets and the JSON file (``results.json``) plus a
-Markdown copy of the tables (``results.md``).
+own venv, the others in lmforge's venv without extras: bench/peers.py), then tables, targets and
+the JSON file (``results.json``) plus a Markdown copy of the tables (``results.md``).
 
 The matmul peaks are measured first, in the same run. Before every job the CPU gate
 (bench/gate.py) waits for other processes to go below half a core. A scenario's jobs run

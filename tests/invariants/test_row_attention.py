@@ -10,15 +10,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-def _pair(model_dir):
+def _sdpa_model(model_dir):
     from transformers import AutoModelForCausalLM
 
+    return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                attn_implementation="sdpa")
+
+
+def _pair(model_dir):
     from lmforge.model.row_attention import NAME, use_row_attention
 
-    ref = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
-                                               attn_implementation="sdpa")
-    rows = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
-                                                attn_implementation="sdpa")
+    ref, rows = _sdpa_model(model_dir), _sdpa_model(model_dir)
     assert use_row_attention(rows) and rows.config._attn_implementation == NAME
     return ref, rows
 
@@ -75,9 +77,9 @@ def test_prefix_tuning_keys_before_the_queries(padded, tiny_model_dir):
 
     models = []
     for rows in (False, True):
-        ref, _ = _pair(tiny_model_dir)
+        base = _sdpa_model(tiny_model_dir)
         torch.manual_seed(0)
-        model = get_peft_model(ref, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+        model = get_peft_model(base, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
         assert not rows or use_row_attention(model)
         models.append(model.eval())
     ids, mask = _right_padded(models[0].config.vocab_size)

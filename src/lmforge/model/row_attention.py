@@ -32,12 +32,13 @@ def _sdpa(module, query, key, value, mask, dropout: float, scaling, **kwargs):
 
 
 def _four_d(mask2d: torch.Tensor, q_len: int) -> torch.Tensor:
-    """transformers' SDPA mask for a 2-D padding mask and queries at the last ``q_len`` keys."""
+    """transformers' SDPA mask for a 2-D boolean padding mask and queries at the last ``q_len``
+    keys."""
     kv_len = mask2d.shape[-1]
     keys = torch.arange(kv_len, device=mask2d.device)
     queries = torch.arange(kv_len - q_len, kv_len, device=mask2d.device)
     causal = keys[None, :] <= queries[:, None]
-    return causal[None, None] & mask2d.bool()[:, None, None, :]
+    return causal[None, None] & mask2d[:, None, None, :]
 
 
 def rows_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
@@ -56,18 +57,17 @@ def rows_attention(module, query, key, value, attention_mask, dropout: float = 0
         return _sdpa(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     mask = attention_mask.bool()
     lengths = mask.sum(-1)
-    right_padded = bool((mask.int().diff(dim=-1) <= 0).all()) if mask.shape[-1] > 1 else True
+    right_padded = bool((mask.int().diff(dim=-1) <= 0).all())  # never a pad before a token
     if q_len != key.shape[2] or not right_padded:
         return _sdpa(module, query, key, value, _four_d(mask, q_len), dropout, scaling, **kwargs)
     gqa = query.shape[1] != key.shape[1]
-    p = dropout if module.training else 0.0
     rows = []
     for i, n in enumerate(lengths.tolist()):
         if n == 0:
             rows.append(query.new_zeros((1,) + query.shape[1:]))
             continue
         out = F.scaled_dot_product_attention(query[i:i + 1, :, :n], key[i:i + 1, :, :n],
-                                             value[i:i + 1, :, :n], dropout_p=p,
+                                             value[i:i + 1, :, :n], dropout_p=dropout,
                                              is_causal=True, scale=scaling, enable_gqa=gqa)
         rows.append(F.pad(out, (0, 0, 0, q_len - n)) if n < q_len else out)
     return torch.cat(rows).transpose(1, 2).contiguous(), None
