@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from bench import runner
-    from lmforge.training.device import physical_cores
+    from lmforge.training.cpu_threads import physical_cores
 
     console = Console(width=None if sys.stdout.isatty() else 250)  # tables unwrapped in logs
     threads = args.threads or physical_cores()

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 def machine() -> dict:
     import torch
 
-    from lmforge.training.device import physical_cores
+    from lmforge.training.cpu_threads import physical_cores
 
     info = {"platform": platform.platform(), "python": platform.python_version(),
             "logical_cpus": os.cpu_count(), "physical_cores": physical_cores(),

@@ -12,7 +12,7 @@ import pytest
 
 
 def test_threads_default_to_physical_cores(monkeypatch):
-    from lmforge.training.device import cpu_threads, physical_cores
+    from lmforge.training.cpu_threads import cpu_threads, physical_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = physical_cores()
@@ -21,7 +21,7 @@ def test_threads_default_to_physical_cores(monkeypatch):
 
 
 def test_threads_follow_omp_num_threads_unless_configured(monkeypatch):
-    from lmforge.training.device import cpu_threads, physical_cores
+    from lmforge.training.cpu_threads import cpu_threads, physical_cores
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert cpu_threads(None) == 1 and cpu_threads(3) == 3
@@ -32,7 +32,7 @@ def test_threads_follow_omp_num_threads_unless_configured(monkeypatch):
 @pytest.mark.parametrize("text,expected", [("150000 100000", 2), ("100000 100000", 1),
                                            ("max 100000", None), ("garbage", None)])
 def test_cgroup_quota(tmp_path, text, expected):
-    from lmforge.training.device import _cgroup_quota
+    from lmforge.training.cpu_threads import _cgroup_quota
 
     (tmp_path / "cpu.max").write_text(text + "\n")
     assert _cgroup_quota(str(tmp_path / "cpu.max")) == expected
@@ -44,7 +44,7 @@ def test_setup_torch_applies_the_thread_default(tmp_path, monkeypatch):
 
     from lmforge.config import validate
     from lmforge.training.common import setup_torch
-    from lmforge.training.device import physical_cores
+    from lmforge.training.cpu_threads import physical_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()

@@ -140,7 +140,7 @@ def test_chosen_for_cpu_sft_without_packing_unless_sdpa_is_asked(change, expecte
                      train=change.get("train"))
     if "data" in change:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update=change["data"])})
-    assert decide(cfg).row_attention is expected
+    assert (decide(cfg).cpu_attention == "rows") is expected
 
 
 def test_a_training_run_uses_it(tmp_path):

@@ -199,12 +199,13 @@ def load_model(cfg: ModelConfig, tokenizer=None, adapter=None, auto_class=None, 
 
 def attention_kind(model) -> str:
     """The attention kernel a loaded model runs ("sdpa", "eager", "flash_attention_2", ...); row
-    attention (model/row_attention.py) runs SDPA."""
-    from lmforge.model.row_attention import NAME
+    attention (model/row_attention.py) and float32 attention (model/float32_attention.py) run
+    SDPA."""
+    from lmforge.model import float32_attention, row_attention
 
     config = getattr(model, "config", None)
     kind = str(getattr(config, "_attn_implementation", None) or "")
-    return "sdpa" if kind == NAME else kind
+    return "sdpa" if kind in (row_attention.NAME, float32_attention.NAME) else kind
 
 
 def count_parameters(model) -> tuple[int, int]:

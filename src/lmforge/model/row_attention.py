@@ -61,16 +61,18 @@ def rows_attention(module, query, key, value, attention_mask, dropout: float = 0
     if q_len != key.shape[2] or not right_padded:
         return _sdpa(module, query, key, value, _four_d(mask, q_len), dropout, scaling, **kwargs)
     gqa = query.shape[1] != key.shape[1]
+    # unbind, not query[i:i + 1]: the backward of a batch slice writes a zero tensor of the
+    # whole batch per row and adds them up (B² traffic); unbind's stacks the rows once
     rows = []
-    for i, n in enumerate(lengths.tolist()):
+    for q, k, v, n in zip(query.unbind(0), key.unbind(0), value.unbind(0), lengths.tolist()):
         if n == 0:
-            rows.append(query.new_zeros((1,) + query.shape[1:]))
+            rows.append(query.new_zeros(query.shape[1:]))
             continue
-        out = F.scaled_dot_product_attention(query[i:i + 1, :, :n], key[i:i + 1, :, :n],
-                                             value[i:i + 1, :, :n], dropout_p=dropout,
-                                             is_causal=True, scale=scaling, enable_gqa=gqa)
+        out = F.scaled_dot_product_attention(q[None, :, :n], k[None, :, :n], v[None, :, :n],
+                                             dropout_p=dropout, is_causal=True, scale=scaling,
+                                             enable_gqa=gqa)[0]
         rows.append(F.pad(out, (0, 0, 0, q_len - n)) if n < q_len else out)
-    return torch.cat(rows).transpose(1, 2).contiguous(), None
+    return torch.stack(rows).transpose(1, 2).contiguous(), None
 
 
 def register() -> None:

@@ -38,6 +38,7 @@ import os
 from dataclasses import dataclass
 
 from lmforge.errors import ConfigError, ModelError
+from lmforge.training.cpu_threads import cpu_threads
 
 HALF = ("bfloat16", "float16")
 LIGER_STAGES = ("sft", "pt")  # trl's trainers route Liger to their own losses
@@ -97,7 +98,9 @@ class DeviceFacts:
     # frozen nn.Linear weights stored in bf16 once (training/frozen_cast.py): CPU bf16 autocast of
     # a peft run without FSDP / DeepSpeed (one dtype per flat buffer), not in OUTSIDE_AUTOCAST
     frozen_bf16: bool = False
-    row_attention: bool = False  # CPU fp32 sft/pt, no packing: SDPA by row (model/row_attention)
+    # lmforge's CPU attention: "rows" (fp32 sft/pt without packing: model/row_attention.py) or
+    # "float32" (bf16 autocast: float32 where gradients flow, model/float32_attention.py)
+    cpu_attention: str | None = None
 
     @property
     def use_cpu(self) -> bool:
@@ -157,9 +160,16 @@ def decide(cfg) -> DeviceFacts:
                        frozen_bf16=(precision == "bf16" and not gpu and cfg.adapter.is_peft
                                     and cfg.stage not in OUTSIDE_AUTOCAST
                                     and not cfg.train.deepspeed and not cfg.train.fsdp),
-                       row_attention=(not gpu and precision == "fp32" and not cfg.data.packing
-                                      and cfg.model.attn_implementation == "auto"
-                                      and cfg.stage in ("sft", "pt")))
+                       cpu_attention=_cpu_attention(cfg, gpu, precision))
+
+
+def _cpu_attention(cfg, gpu: bool, precision: str) -> str | None:
+    if gpu or cfg.model.attn_implementation != "auto":
+        return None
+    if precision == "bf16":
+        return "float32"
+    rows = precision == "fp32" and not cfg.data.packing and cfg.stage in ("sft", "pt")
+    return "rows" if rows else None
 
 
 def _pad_multiple(choice, gpu: bool, precision: str) -> int | None:
@@ -252,49 +262,3 @@ def _attention(model_cfg, gpu: bool, dtype: str) -> str | None:
 def _liger(cfg) -> bool:
     """Liger kernels for sft/pt when installed (``train.extra.use_liger_kernel`` overrides)."""
     return cfg.stage in LIGER_STAGES and _installed("liger_kernel")
-
-
-# ---------------------------------------------------------------- CPU threads
-
-
-def physical_cores() -> int:
-    """Physical cores this process may use: the CPUs it is pinned to, one per core (hyper-threads
-    share a core's FPUs, so more threads only add contention to dense matmuls), capped by a
-    cgroup CPU quota (containers; torch's own default ignores it and oversubscribes)."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
-        return max(1, (os.cpu_count() or 2) // 2)
-    cores = set()
-    for cpu in allowed:
-        base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
-        try:
-            with open(f"{base}/core_id") as a, open(f"{base}/physical_package_id") as b:
-                cores.add((a.read().strip(), b.read().strip()))
-        except OSError:
-            cores.add((str(cpu), ""))
-    quota = _cgroup_quota()
-    return max(1, min(len(cores), quota) if quota else len(cores))
-
-
-def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
-    """CPUs allowed by a cgroup v2 ``cpu.max`` quota, rounded up (None: no quota)."""
-    try:
-        with open(path) as f:
-            quota, period = f.read().split()[:2]
-    except (OSError, ValueError):
-        return None
-    if quota == "max":
-        return None
-    return max(1, -(-int(quota) // int(period)))
-
-
-def cpu_threads(requested: int | None) -> int:
-    """torch threads for CPU training: the configured number (``train.num_threads``), else
-    ``OMP_NUM_THREADS`` when the user set it (jobs sharing a machine), else the physical cores."""
-    if requested:
-        return requested
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return physical_cores()

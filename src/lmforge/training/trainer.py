@@ -100,10 +100,14 @@ def prepare_model(cfg: RunConfig, tokenizer, facts=None):
     facts = facts if facts is not None else decide(cfg)
     model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter, facts=facts),
                    cfg.adapter)
-    if facts.row_attention:
+    if facts.cpu_attention == "rows":
         from lmforge.model.row_attention import use_row_attention
 
         use_row_attention(model)  # where the model's attention is plain causal SDPA
+    elif facts.cpu_attention == "float32":
+        from lmforge.model.float32_attention import use_float32_attention
+
+        use_float32_attention(model)
     if cfg.adapter.uses_fused:
         from lmforge.model.fused_mlp import fuse_mlps
 
