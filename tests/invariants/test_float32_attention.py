@@ -86,7 +86,8 @@ def test_without_gradients_nothing_changes(tiny_model_dir):
 def test_gradient_checkpointing_recomputes_the_same_numbers(tiny_model_dir):
     plain = _model(tiny_model_dir, True)
     checkpointed = _model(tiny_model_dir, True)
-    checkpointed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointed.gradient_checkpointing_enable(
+        gradient_checkpointing_kwargs={"use_reentrant": False})
     checkpointed.train(), plain.train()
     loss_a, grads_a = _loss_and_grads(plain, autocast=True)
     loss_b, grads_b = _loss_and_grads(checkpointed, autocast=True)

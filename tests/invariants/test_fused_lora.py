@@ -98,6 +98,17 @@ def test_autograd_function_gradcheck(split):
         (x, xd if split else x, weight, bias, a, b))
 
 
+def test_rank_r_products_in_blas_friendly_order_equal_the_plain_ones():
+    """``times_b`` / ``grad_b`` reorder the r-column products for speed, not their values."""
+    from lmforge.model.fused_lora import grad_b, times_b
+
+    g = torch.Generator().manual_seed(0)
+    grad, xa, lora_b = (torch.randn(*s, generator=g) for s in ((300, 96), (300, 8), (96, 8)))
+    torch.testing.assert_close(times_b(grad, lora_b), grad @ lora_b, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(grad_b(grad, xa), grad.t() @ xa, rtol=1e-6, atol=1e-5)
+    assert grad_b(grad, xa).shape == lora_b.shape
+
+
 def _fused_logits(model_dir):
     """(model in eval mode, batch, its logits) of the fused tiny LoRA model."""
     model = _lora(model_dir, True).eval()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lmforge.model.fused_lora import FusedLoraLinear, _compute_dtype
+from lmforge.model.fused_lora import FusedLoraLinear, _compute_dtype, grad_b, times_b
 
 PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 
@@ -53,17 +53,17 @@ class _SwiGluLoraFn(torch.autograd.Function):
         sg, su, sd = ctx.scales
         gy = grad.reshape(-1, grad.shape[-1])
         s = F.silu(g)
-        gbd = (gy @ bd).mul_(sd)  # the gradient reaching down's p·Aᵀ
-        g_ad, g_bd = gbd.t() @ (s * u), gy.t() @ xad  # the product recomputed, used, freed
+        gbd = times_b(gy, bd).mul_(sd)  # the gradient reaching down's p·Aᵀ
+        g_ad, g_bd = gbd.t() @ (s * u), grad_b(gy, xad)  # the product recomputed, used, freed
         gp = (gy @ wd).addmm_(gbd, ad)  # the gradient of the product
         gu = gp * s
         gg = torch.ops.aten.silu_backward(gp.mul_(u), g)
         del s, gp
-        gbg, gbu = (gg @ bg).mul_(sg), (gu @ bu).mul_(su)
+        gbg, gbu = times_b(gg, bg).mul_(sg), times_b(gu, bu).mul_(su)
         gx = None
         if ctx.needs_input_grad[0]:
             gx = (gg @ wg).addmm_(gu, wu).addmm_(gbg, ag).addmm_(gbu, au).view(ctx.shape)
-        return (gx, None, gbg.t() @ x2, gg.t() @ xag, None, gbu.t() @ x2, gu.t() @ xau,
+        return (gx, None, gbg.t() @ x2, grad_b(gg, xag), None, gbu.t() @ x2, grad_b(gu, xau),
                 None, g_ad, g_bd, None)
 
 
