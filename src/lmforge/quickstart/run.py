@@ -229,7 +229,7 @@ def _release_memory() -> None:
     heap back to the system, so the next phase's model does not stack on top of it."""
     import gc
 
-    from lmforge.serve.limits import release_memory
+    from lmforge.utils.cpu_tuning import release_memory
 
     gc.collect()
     release_memory()

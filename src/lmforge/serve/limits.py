@@ -15,10 +15,8 @@ process kept ~220 MiB per such request, more with several at once. Two fixes:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-
 from lmforge.serve.errors import APIError
+from lmforge.utils.cpu_tuning import release_memory  # noqa: F401  (re-exported: scheduler)
 
 DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # 1 MiB: ~100k tokens of text, far over small contexts
 
@@ -44,24 +42,3 @@ def check_chars(size: int, limit: int, context: int, param: str) -> None:
                        f"prompt is {size} characters, more than {context} tokens can hold "
                        f"(limit {limit} characters), so it was not tokenized", param,
                        "context_length_exceeded")
-
-
-def release_memory() -> bool:
-    """Return freed heap pages to the system (glibc's ``malloc_trim``); False where unavailable.
-    The generation thread calls it when it falls idle (a few ms, once per burst)."""
-    if _TRIM is None:
-        return False
-    _TRIM(0)
-    return True
-
-
-def _malloc_trim():
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        return libc.malloc_trim if libc is not None else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
-        return None
-
-
-_TRIM = _malloc_trim()

@@ -242,7 +242,13 @@ def train(trainer, cfg: RunConfig):
     from lmforge.training.faults import stop_on_signals
 
     with stop_on_signals(trainer):
-        return trainer.train(resume_from_checkpoint=checkpoint)
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+    from lmforge.utils.cpu_tuning import release_memory
+
+    # the steps' activations are freed but glibc keeps their pages: handed back, so that saving,
+    # the loss plot (matplotlib) and what follows do not add to a heap the steps no longer use
+    release_memory()
+    return output
 
 
 def eval_hooks(cfg: RunConfig):

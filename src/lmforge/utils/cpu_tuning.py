@@ -18,10 +18,17 @@ docs/performance.md has the measurements.
   peak). No effect off glibc.
 
 ``LMFORGE_CPU_DEFAULTS=1`` leaves both at the libraries' defaults.
+
+``release_memory`` hands the heap's freed pages back (``malloc_trim``) where a phase's memory is
+done with: when training ends (training/trainer.py: saving, the loss plot and an export then do
+not stack on top of the training's retained heap), between the quickstart's phases, and when the
+server's generation thread falls idle (serve/scheduler.py).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import sys
 
@@ -64,3 +71,24 @@ def apply(on_cpu: bool) -> dict[str, bool]:
     if not on_cpu or os.environ.get(OPT_OUT) == "1":
         return {"keep_freed_memory": False, "grouped_query_sdpa": False}
     return {"keep_freed_memory": keep_freed_memory(), "grouped_query_sdpa": grouped_query_sdpa()}
+
+
+def release_memory() -> bool:
+    """Return freed heap pages to the system (glibc's ``malloc_trim``); False where unavailable
+    (a few ms)."""
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True
+
+
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return libc.malloc_trim if libc is not None else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return None
+
+
+_TRIM = _malloc_trim()
