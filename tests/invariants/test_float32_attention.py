@@ -100,7 +100,8 @@ def test_gradient_checkpointing_recomputes_the_same_numbers(tiny_model_dir):
     ("sft", {"train": {"precision": "bf16"}}, "float32"),
     ("sft", {"train": {"precision": "bf16"}, "model": {"attn_implementation": "sdpa"}}, None),
     ("sft", {}, "rows"),
-    ("sft", {"data": {"packing": True}}, None),
+    ("sft", {"data": {"packing": True}}, "rows"),
+    ("dpo", {}, None),
     ("dpo", {"train": {"precision": "bf16"}}, "float32"),
 ])
 def test_chosen_for_cpu_bf16_unless_sdpa_is_asked(stage, change, expected, tmp_path, monkeypatch):

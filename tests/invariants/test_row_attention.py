@@ -54,6 +54,33 @@ def test_loss_gradients_and_logits_equal_batched_sdpa(model, request):
         torch.testing.assert_close(grads_b[name], grad, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_qwen_dir"])
+def test_packed_rows_equal_the_block_diagonal_mask(model, request):
+    """Position ids restarting at each packed example (data/packing.py, no attention mask):
+    transformers builds a block-diagonal causal mask, rows attention attends each example alone."""
+    ref, rows = _pair(request.getfixturevalue(model))
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, ref.config.vocab_size, (3, 20), generator=g)
+    pos = torch.tensor([[*range(7), *range(9), *range(4)], [*range(12), *range(8)],
+                        list(range(20))])  # the last row holds one example
+    out = {}
+    for name, m in (("ref", ref), ("rows", rows)):
+        m.config.use_cache = False  # as the stages train: a cache hides the packing from masks
+        m.train()
+        result = m(input_ids=ids, position_ids=pos, labels=ids)
+        result.loss.backward()
+        out[name] = (result.loss.item(), result.logits.detach(),
+                     {n: p.grad for n, p in m.named_parameters() if p.grad is not None})
+    (loss_a, logits_a, grads_a), (loss_b, logits_b, grads_b) = out["ref"], out["rows"]
+    assert loss_b == pytest.approx(loss_a, rel=1e-6)
+    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(grads_b[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+    with torch.no_grad():  # and an example alone gives its packed logits
+        alone = ref(input_ids=ids[:1, 7:16], position_ids=torch.arange(9)[None]).logits
+    torch.testing.assert_close(logits_b[0, 7:16], alone[0], rtol=1e-5, atol=1e-5)
+
+
 def test_left_padding_and_cached_generation_go_to_sdpa(tiny_model_dir):
     ref, rows = _pair(tiny_model_dir)
     ids, mask = _right_padded(ref.config.vocab_size)
@@ -128,11 +155,11 @@ def test_only_plain_causal_sdpa_models_switch(tiny_model_dir):
 
 @pytest.mark.parametrize("change,expected", [
     ({}, True),
-    ({"data": {"packing": True}}, False),
+    ({"data": {"packing": True}}, True),  # packed examples attended one by one
     ({"model": {"attn_implementation": "sdpa"}}, False),
     ({"train": {"precision": "bf16"}}, False),  # bf16 flash backward: a fixed cost per call
 ])
-def test_chosen_for_cpu_sft_without_packing_unless_sdpa_is_asked(change, expected, tmp_path):
+def test_chosen_for_cpu_fp32_sft_and_pt_unless_sdpa_is_asked(change, expected, tmp_path):
     from lmforge.training.device import decide
     from tests.integration.test_adapter_training import sft_config
 

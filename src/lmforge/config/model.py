@@ -24,7 +24,8 @@ class ModelConfig(Section):
         "auto", description="weights dtype; 'auto' = float32 on CPU, bfloat16 on a GPU that has it")
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         "auto", description="attention kernel; 'auto' lets transformers choose (on the CPU in "
-        "float32, sft/pt without packing: SDPA row by row, model/row_attention.py; under CPU "
+        "float32, sft/pt: SDPA row by row, a packed row example by example, "
+        "model/row_attention.py; under CPU "
         "bf16 autocast: float32 SDPA where gradients flow, model/float32_attention.py; 'sdpa': "
         "transformers' SDPA as is)")
     trust_remote_code: bool = Field(False, description="allow code shipped with the model to run")

@@ -98,7 +98,7 @@ class DeviceFacts:
     # frozen nn.Linear weights stored in bf16 once (training/frozen_cast.py): CPU bf16 autocast of
     # a peft run without FSDP / DeepSpeed (one dtype per flat buffer), not in OUTSIDE_AUTOCAST
     frozen_bf16: bool = False
-    # lmforge's CPU attention: "rows" (fp32 sft/pt without packing: model/row_attention.py) or
+    # lmforge's CPU attention: "rows" (fp32 sft/pt, padded or packed: model/row_attention.py) or
     # "float32" (bf16 autocast: float32 where gradients flow, model/float32_attention.py)
     cpu_attention: str | None = None
 
@@ -168,7 +168,7 @@ def _cpu_attention(cfg, gpu: bool, precision: str) -> str | None:
         return None
     if precision == "bf16":
         return "float32"
-    rows = precision == "fp32" and not cfg.data.packing and cfg.stage in ("sft", "pt")
+    rows = precision == "fp32" and cfg.stage in ("sft", "pt")
     return "rows" if rows else None
 
 
