@@ -33,25 +33,32 @@ def _right_padded(vocab: int, lengths=(23, 9, 23, 1)):
     return ids, mask
 
 
-@pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_qwen_dir"])
-def test_loss_gradients_and_logits_equal_batched_sdpa(model, request):
-    ref, rows = _pair(request.getfixturevalue(model))
-    ids, mask = _right_padded(ref.config.vocab_size)
-    labels = ids.masked_fill(mask == 0, -100)
+def _trained_equal(ref, rows, real=None, **batch):
+    """One training forward + backward of each model on ``batch``: the same loss (1e-6), logits
+    at the ``real`` positions and every gradient (1e-5); returns the rows model's logits."""
     out = {}
     for name, m in (("ref", ref), ("rows", rows)):
         m.train()
-        result = m(input_ids=ids, attention_mask=mask, labels=labels)
+        result = m(**batch)
         result.loss.backward()
         out[name] = (result.loss.item(), result.logits.detach(),
                      {n: p.grad for n, p in m.named_parameters() if p.grad is not None})
     (loss_a, logits_a, grads_a), (loss_b, logits_b, grads_b) = out["ref"], out["rows"]
     assert loss_b == pytest.approx(loss_a, rel=1e-6)
-    real = mask.bool()
+    real = torch.ones(logits_a.shape[:2], dtype=torch.bool) if real is None else real
     torch.testing.assert_close(logits_b[real], logits_a[real], rtol=1e-5, atol=1e-5)
     assert grads_a.keys() == grads_b.keys() and grads_a
     for name, grad in grads_a.items():
         torch.testing.assert_close(grads_b[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+    return logits_b
+
+
+@pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_qwen_dir"])
+def test_loss_gradients_and_logits_equal_batched_sdpa(model, request):
+    ref, rows = _pair(request.getfixturevalue(model))
+    ids, mask = _right_padded(ref.config.vocab_size)
+    _trained_equal(ref, rows, real=mask.bool(), input_ids=ids, attention_mask=mask,
+                   labels=ids.masked_fill(mask == 0, -100))
 
 
 @pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_qwen_dir"])
@@ -63,22 +70,12 @@ def test_packed_rows_equal_the_block_diagonal_mask(model, request):
     ids = torch.randint(3, ref.config.vocab_size, (3, 20), generator=g)
     pos = torch.tensor([[*range(7), *range(9), *range(4)], [*range(12), *range(8)],
                         list(range(20))])  # the last row holds one example
-    out = {}
-    for name, m in (("ref", ref), ("rows", rows)):
+    for m in (ref, rows):
         m.config.use_cache = False  # as the stages train: a cache hides the packing from masks
-        m.train()
-        result = m(input_ids=ids, position_ids=pos, labels=ids)
-        result.loss.backward()
-        out[name] = (result.loss.item(), result.logits.detach(),
-                     {n: p.grad for n, p in m.named_parameters() if p.grad is not None})
-    (loss_a, logits_a, grads_a), (loss_b, logits_b, grads_b) = out["ref"], out["rows"]
-    assert loss_b == pytest.approx(loss_a, rel=1e-6)
-    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
-    for name, grad in grads_a.items():
-        torch.testing.assert_close(grads_b[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+    logits = _trained_equal(ref, rows, input_ids=ids, position_ids=pos, labels=ids)
     with torch.no_grad():  # and an example alone gives its packed logits
         alone = ref(input_ids=ids[:1, 7:16], position_ids=torch.arange(9)[None]).logits
-    torch.testing.assert_close(logits_b[0, 7:16], alone[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits[0, 7:16], alone[0], rtol=1e-5, atol=1e-5)
 
 
 def test_left_padding_and_cached_generation_go_to_sdpa(tiny_model_dir):
