@@ -24,21 +24,16 @@ NAME = "lmforge_sdpa_f32grad"
 MODELS = ("llama", "qwen2", "qwen3", "mistral")  # attention through the public interface
 
 
-def _sdpa(module, query, key, value, attention_mask, **kwargs):
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-
-
 def float32_grad_attention(module, query, key, value, attention_mask, **kwargs):
     """transformers' SDPA; with autocast off and float32 inputs where the query needs a
     gradient under CPU autocast."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward as sdpa
+
     if not (query.requires_grad and query.device.type == "cpu"
             and torch.is_autocast_enabled("cpu")):
-        return _sdpa(module, query, key, value, attention_mask, **kwargs)
+        return sdpa(module, query, key, value, attention_mask, **kwargs)
     with torch.autocast("cpu", enabled=False):
-        return _sdpa(module, query.float(), key.float(), value.float(), attention_mask,
-                     **kwargs)
+        return sdpa(module, query.float(), key.float(), value.float(), attention_mask, **kwargs)
 
 
 def register() -> None:
