@@ -101,6 +101,9 @@ class DeviceFacts:
     # lmforge's CPU attention: "rows" (fp32 sft/pt, padded or packed: model/row_attention.py) or
     # "float32" (bf16 autocast: float32 where gradients flow, model/float32_attention.py)
     cpu_attention: str | None = None
+    # lmforge's layers in transformers' kernel hub (model/cpu_kernels.py: RMSNorm, RoPE as one
+    # autograd node each): CPU training without DeepSpeed / FSDP
+    cpu_kernels: bool = False
 
     @property
     def use_cpu(self) -> bool:
@@ -160,7 +163,8 @@ def decide(cfg) -> DeviceFacts:
                        frozen_bf16=(precision == "bf16" and not gpu and cfg.adapter.is_peft
                                     and cfg.stage not in OUTSIDE_AUTOCAST
                                     and not cfg.train.deepspeed and not cfg.train.fsdp),
-                       cpu_attention=_cpu_attention(cfg, gpu, precision))
+                       cpu_attention=_cpu_attention(cfg, gpu, precision),
+                       cpu_kernels=not gpu and not cfg.train.deepspeed and not cfg.train.fsdp)
 
 
 def _cpu_attention(cfg, gpu: bool, precision: str) -> str | None:

@@ -98,6 +98,10 @@ def prepare_model(cfg: RunConfig, tokenizer, facts=None):
     from lmforge.training.device import decide
 
     facts = facts if facts is not None else decide(cfg)
+    if facts.cpu_kernels:
+        from lmforge.model.cpu_kernels import register
+
+        register()  # before loading: the model's switch to training mode picks the layers up
     model = attach(load_model(cfg.model, tokenizer, adapter=cfg.adapter, facts=facts),
                    cfg.adapter)
     if facts.cpu_attention == "rows":

@@ -1,0 +1,70 @@
+"""lmforge's CPU training layers, registered with transformers' kernel hub
+(``DeviceFacts.cpu_kernels``: training on the CPU without DeepSpeed / FSDP).
+
+transformers (5.x) marks some layers as replaceable kernels: ``RMSNorm`` modules and the
+``rotary_pos_emb`` function (``use_kernel_forward_from_hub``, ``use_kernelized_func``). Every
+model loaded with ``from_pretrained`` is "kernelized" by the ``kernels`` library, again whenever
+it switches between training and inference mode: each marked layer gets the forward the mapping
+names for the device and mode, or its own. That also drops any forward set on the instance, so
+this is the one place such a layer can be replaced; transformers' own mapping has GPU kernels
+only (Liger's RMSNorm, the kernels-community rotary), so on the CPU every marked layer falls back
+to its own forward.
+
+This module adds, for the CPU in training mode: ``RMSNorm`` → model/fused_norm.py and
+``rotary_pos_emb`` → model/fused_rope.py, each one autograd node with a closed-form backward
+where autograd recorded five to six operations. In inference mode, and for calls the layers do not
+take (no gradient, not float32, ZeRO-3 weights, a partial rotary), the model's own code runs.
+``USE_HUB_KERNELS=0`` (transformers' switch) turns kernelization and so these layers off.
+
+The mapping is registered once per process (``register``), before the model is loaded, so the
+switch to training mode picks it up; tests use ``mapping()`` with ``kernels.use_kernel_mapping``.
+"""
+
+from __future__ import annotations
+
+_registered = False
+
+
+class _Layer:
+    """A kernels repository (``RepositoryProtocol``) that holds one of lmforge's layer classes."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def load(self):
+        return self.layer
+
+    def __repr__(self) -> str:
+        return f"lmforge:{self.layer.__name__}"
+
+
+_NORM: _Layer | None = None
+_ROPE: _Layer | None = None
+
+
+def mapping() -> dict:
+    """The kernel mapping: lmforge's layers for the CPU in training mode."""
+    global _NORM, _ROPE
+    from kernels import Mode
+
+    from lmforge.model.fused_norm import FusedRMSNorm
+    from lmforge.model.fused_rope import FusedRotary
+
+    _NORM = _NORM or _Layer(FusedRMSNorm)  # one object each: kernels caches layers by repository
+    _ROPE = _ROPE or _Layer(FusedRotary)
+    return {"RMSNorm": {"cpu": {Mode.TRAINING: _NORM}},
+            "rotary_pos_emb": {"cpu": {Mode.TRAINING: _ROPE}}}
+
+
+def register() -> bool:
+    """Add ``mapping()`` to the process's kernel mapping (once); False without ``kernels``."""
+    global _registered
+    if _registered:
+        return True
+    try:
+        from kernels import register_kernel_mapping
+    except ImportError:  # transformers 5 requires it; an older stack has no kernel hub
+        return False
+    register_kernel_mapping(mapping())
+    _registered = True
+    return True
