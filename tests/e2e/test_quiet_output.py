@@ -15,7 +15,8 @@ from tests.conftest import REPO, run_cli
 # progress bar, and the final summary
 OWN = re.compile(r"^(\[\d\d:\d\d:\d\d\] +(INFO|WARNING|ERROR) |\s{10,}\S|train [━─]|done: |  \w+=)")
 NOISE = ("kernels-community", "Setting accelerator", "Map:", "Loading weights", "LOAD REPORT",
-         "Writing model shards", "Warning:", "[WARNING]", "it/s]")
+         "Writing model shards", "Warning:", "[WARNING]", "it/s]",
+         "Using function/layer")  # the kernels library, at every train / eval switch
 
 
 def _train(tmp_path, stage: str, *extra: str, env: dict | None = None):
