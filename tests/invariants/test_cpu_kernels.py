@@ -155,3 +155,17 @@ def test_a_cpu_training_run_uses_them(tmp_path):
     model = prepare_model(cfg, load_tokenizer(cfg.model)).train()
     layers = model.config.num_hidden_layers
     assert _hub_layers_in_place(model) == (2 * layers + 1, layers)
+
+
+def test_the_swaps_are_not_logged(tiny_model_dir, caplog):
+    """kernels logs every layer it swaps on the root logger at each train / eval switch."""
+    import logging
+
+    from lmforge.model.cpu_kernels import register
+
+    assert register()
+    caplog.set_level(logging.INFO)
+    model = _model(tiny_model_dir, True, False)
+    model.eval().train()
+    assert _hub_layers_in_place(model)[0] > 0
+    assert not [r for r in caplog.records if "Using function/layer" in r.getMessage()]

@@ -15,6 +15,7 @@ This module adds, for the CPU in training mode: ``RMSNorm`` → model/fused_norm
 where autograd recorded five to six operations. In inference mode, and for calls the layers do not
 take (no gradient, not float32, ZeRO-3 weights, a partial rotary), the model's own code runs.
 ``USE_HUB_KERNELS=0`` (transformers' switch) turns kernelization and so these layers off.
+``register`` also drops the lines kernels logs for every layer it swaps (``_SwapLines``).
 
 The mapping is registered once per process (``register``), before the model is loaded, so the
 switch to training mode picks it up; tests use ``mapping()`` with ``kernels.use_kernel_mapping``.
@@ -22,7 +23,19 @@ switch to training mode picks it up; tests use ``mapping()`` with ``kernels.use_
 
 from __future__ import annotations
 
+import logging
+import os
+
 _registered = False
+
+
+class _SwapLines(logging.Filter):
+    """The kernels library logs each layer it swaps ("Using function/layer from repo ...") on the
+    root logger at INFO, at every train / eval switch (91 lines for SmolLM2 each time)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        source = record.pathname
+        return record.levelno >= logging.WARNING or f"{os.sep}kernels{os.sep}" not in source
 
 
 class _Layer:
@@ -66,5 +79,6 @@ def register() -> bool:
     except ImportError:  # transformers 5 requires it; an older stack has no kernel hub
         return False
     register_kernel_mapping(mapping())
+    logging.getLogger().addFilter(_SwapLines())
     _registered = True
     return True

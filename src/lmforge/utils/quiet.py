@@ -62,17 +62,12 @@ def verbose(debug: bool = False) -> bool:
     return debug or os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-# the kernels library logs each layer it replaces on the root logger, at every train / eval switch
-_ROOT_NOISE = (os.sep + "kernels" + os.sep,)
-
-
 class _OwnLines(logging.Filter):
     """On the console: lmforge's records, and errors from anyone."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR or record.name.startswith("lmforge"):
-            return True
-        return record.name == "root" and not any(p in record.pathname for p in _ROOT_NOISE)
+        return record.name.startswith("lmforge") or record.levelno >= logging.ERROR \
+            or record.name == "root"
 
 
 def console_filter(debug: bool = False) -> logging.Filter | None:
