@@ -6,7 +6,8 @@ a negation, a concatenation, two products and a sum per tensor, whose backward a
 zero-filled full-size gradient for each half it sliced. Here the forward is ``q·cos`` plus the
 rotated half accumulated in place (``addcmul_``), and the backward is its transpose,
 ``g·cos + [g₂·sin₂, −g₁·sin₁]`` built the same way. Measured alone (query 8 × 9 × 150 × 64 and key
-8 × 3 × 150 × 64, float32, 2 threads, AMD EPYC): forward + backward 2.3 ms in transformers' path.
+8 × 3 × 150 × 64, float32, 2 threads, AMD EPYC, inputs evicted from the cache, 50 alternating
+calls): forward + backward 2.97 ms in transformers' path, 1.54 ms here.
 Values within 1e-6 of transformers' (tests/invariants/test_cpu_kernels.py).
 
 Calls this path does not take run the model's own function: no gradient, not float32, a partial
