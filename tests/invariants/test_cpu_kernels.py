@@ -79,7 +79,8 @@ def test_training_equals_the_models_own_layers(which, lora, request, hub_layers)
 
 def test_calls_without_gradients_run_the_models_own_code(tiny_model_dir, hub_layers):
     own, hub = _model(tiny_model_dir, False, True), _model(tiny_model_dir, True, True)
-    ids = torch.randint(3, own.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, own.config.vocab_size, (2, 9), generator=g)
     with torch.no_grad():
         assert torch.equal(hub(input_ids=ids).logits, own(input_ids=ids).logits)
 

@@ -12,8 +12,10 @@ to its own forward.
 
 This module adds, for the CPU in training mode: ``RMSNorm`` → model/fused_norm.py and
 ``rotary_pos_emb`` → model/fused_rope.py, each one autograd node with a closed-form backward
-where autograd recorded five to six operations. In inference mode, and for calls the layers do not
-take (no gradient, not float32, ZeRO-3 weights, a partial rotary), the model's own code runs.
+where autograd recorded five to six operations. The hub falls back to a training-mode entry in
+inference mode too, so the layers are in place in both; they take only calls where gradients flow
+in float32, and run the model's own code for the rest (no gradient, so all inference; not float32;
+ZeRO-3 weights; a partial rotary).
 ``USE_HUB_KERNELS=0`` (transformers' switch) turns kernelization and so these layers off.
 ``register`` also drops the lines kernels logs for every layer it swaps (``_SwapLines``).
 

@@ -1,4 +1,4 @@
-"""RMSNorm as one autograd node while training on the CPU (``DeviceFacts.fused_norm``).
+"""RMSNorm as one autograd node while training on the CPU (``DeviceFacts.cpu_kernels``).
 
 transformers' RMSNorm (Llama, Qwen2, Qwen3 and its query/key norms, Mistral, ...) computes
 ``weight * (x * rsqrt(mean(x²) + eps))`` in float32. Autograd records six operations for it, and
@@ -8,15 +8,16 @@ order (the output is bit-equal) and the backward is the closed form, four passes
 
     dx = r·(g·w) − x·r³·mean((g·w)·x),    dw = Σ g·(x·r),    r = rsqrt(mean(x²) + eps)
 
-Measured alone (8 × 150 × 576 float32, 2 threads, AMD EPYC): forward + backward 2.48 → 1.08 ms,
-the forward unchanged. SmolLM2 runs 61 of them per pass. Loss and gradients within 1e-6 / 1e-5 of
-the module's own forward (tests/invariants/test_fused_norm.py).
+Measured alone (8 × 150 × 576 float32, 2 threads, AMD EPYC, inputs evicted from the cache):
+forward + backward 2.48 → 1.08 ms, the forward unchanged. SmolLM2 runs 61 of them per pass. Loss and gradients within 1e-6 / 1e-5 of
+the module's own forward (tests/invariants/test_cpu_kernels.py).
 
 Which modules: those transformers marks as the kernel hub's ``RMSNorm`` layer
 (``use_kernel_forward_from_hub("RMSNorm")``: Llama, Qwen2, Qwen3, Mistral, ...; Gemma's
-``(1 + weight)`` norm is not one of them), in training mode on the CPU, through the hub's layer
-mapping (model/cpu_kernels.py). Calls without gradients, in another dtype than float32 or with
-ZeRO-3's partitioned weights run the module's own forward.
+``(1 + weight)`` norm is not one of them), on the CPU, through the hub's layer mapping
+(model/cpu_kernels.py); each class is checked once, on a probe input, to compute the same.
+Calls without gradients, in another dtype than float32 or with ZeRO-3's partitioned weights run
+the module's own forward.
 """
 
 from __future__ import annotations
