@@ -11,6 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 kernels = pytest.importorskip("kernels")
 
+from tests.invariants.test_fused_lora import _batch, _loss_and_grads  # noqa: E402
+
 
 @pytest.fixture
 def hub_layers():
@@ -34,18 +36,6 @@ def _model(model_dir, hub: bool, lora: bool):
     return model.train()  # the switch to training mode kernelizes (with hub)
 
 
-def _loss_and_grads(model):
-    g = torch.Generator().manual_seed(1)
-    ids = torch.randint(3, model.config.vocab_size, (3, 17), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, 11:] = 0
-    model.zero_grad()
-    loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
-    loss.backward()
-    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()
-                         if p.grad is not None}
-
-
 def _hub_layers_in_place(model) -> tuple[int, int]:
     from lmforge.model.fused_norm import FusedRMSNorm
     from lmforge.model.fused_rope import FusedRotary
@@ -67,8 +57,9 @@ def test_training_equals_the_models_own_layers(which, lora, request, hub_layers)
     layers = hub.config.num_hidden_layers
     assert _hub_layers_in_place(hub) == (2 * layers + 1, layers)
     assert _hub_layers_in_place(own) == (0, 0)
-    loss_a, grads_a = _loss_and_grads(own)
-    loss_b, grads_b = _loss_and_grads(hub)
+    batch = _batch(own.config.vocab_size)
+    loss_a, grads_a = _loss_and_grads(own, batch)
+    loss_b, grads_b = _loss_and_grads(hub, batch)
     assert loss_b == pytest.approx(loss_a, rel=1e-6)
     assert grads_a.keys() == grads_b.keys() and len(grads_a) > 10
     if not lora:  # full fine-tuning: the norms' own weights get gradients too

@@ -25,10 +25,9 @@ switch to training mode picks it up; tests use ``mapping()`` with ``kernels.use_
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-
-_registered = False
 
 
 class _SwapLines(logging.Filter):
@@ -53,34 +52,31 @@ class _Layer:
         return f"lmforge:{self.layer.__name__}"
 
 
-_NORM: _Layer | None = None
-_ROPE: _Layer | None = None
+@functools.cache
+def _layers() -> tuple[_Layer, _Layer]:
+    """One repository object each: kernels caches the layers it loads by repository."""
+    from lmforge.model.fused_norm import FusedRMSNorm
+    from lmforge.model.fused_rope import FusedRotary
+
+    return _Layer(FusedRMSNorm), _Layer(FusedRotary)
 
 
 def mapping() -> dict:
     """The kernel mapping: lmforge's layers for the CPU in training mode."""
-    global _NORM, _ROPE
     from kernels import Mode
 
-    from lmforge.model.fused_norm import FusedRMSNorm
-    from lmforge.model.fused_rope import FusedRotary
-
-    _NORM = _NORM or _Layer(FusedRMSNorm)  # one object each: kernels caches layers by repository
-    _ROPE = _ROPE or _Layer(FusedRotary)
-    return {"RMSNorm": {"cpu": {Mode.TRAINING: _NORM}},
-            "rotary_pos_emb": {"cpu": {Mode.TRAINING: _ROPE}}}
+    norm, rope = _layers()
+    return {"RMSNorm": {"cpu": {Mode.TRAINING: norm}},
+            "rotary_pos_emb": {"cpu": {Mode.TRAINING: rope}}}
 
 
+@functools.cache
 def register() -> bool:
     """Add ``mapping()`` to the process's kernel mapping (once); False without ``kernels``."""
-    global _registered
-    if _registered:
-        return True
     try:
         from kernels import register_kernel_mapping
     except ImportError:  # transformers 5 requires it; an older stack has no kernel hub
         return False
     register_kernel_mapping(mapping())
     logging.getLogger().addFilter(_SwapLines())
-    _registered = True
     return True

@@ -9,8 +9,9 @@ order (the output is bit-equal) and the backward is the closed form, four passes
     dx = r·(g·w) − x·r³·mean((g·w)·x),    dw = Σ g·(x·r),    r = rsqrt(mean(x²) + eps)
 
 Measured alone (8 × 150 × 576 float32, 2 threads, AMD EPYC, inputs evicted from the cache):
-forward + backward 2.48 → 1.08 ms, the forward unchanged. SmolLM2 runs 61 of them per pass. Loss and gradients within 1e-6 / 1e-5 of
-the module's own forward (tests/invariants/test_cpu_kernels.py).
+forward + backward 2.48 → 1.08 ms, the forward unchanged. SmolLM2 runs 61 of them per pass.
+Loss and gradients within 1e-6 / 1e-5 of the module's own forward
+(tests/invariants/test_cpu_kernels.py).
 
 Which modules: those transformers marks as the kernel hub's ``RMSNorm`` layer
 (``use_kernel_forward_from_hub("RMSNorm")``: Llama, Qwen2, Qwen3, Mistral, ...; Gemma's

@@ -19,21 +19,15 @@ from __future__ import annotations
 import torch
 
 
-def _rotate(x, cos, sin):
-    """``x·cos + [-x₂, x₁]·sin`` (x: [B, H, L, D]; cos, sin: [B, 1, L, D])."""
+def _rotate(x, cos, sin, transpose: bool = False):
+    """``x·cos + [-x₂, x₁]·sin`` (x: [B, H, L, D]; cos, sin: [B, 1, L, D]); with ``transpose``
+    the transposed rotation, the gradient with respect to x: ``x·cos + [x₂·sin₂, −x₁·sin₁]``."""
     half = x.shape[-1] // 2
+    first, second, sign = (sin[..., half:], sin[..., :half], -1) if transpose else \
+        (sin[..., :half], sin[..., half:], 1)
     out = x * cos
-    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
-    out[..., half:].addcmul_(x[..., :half], sin[..., half:])
-    return out
-
-
-def _rotate_grad(g, cos, sin):
-    """The gradient of ``_rotate`` with respect to x: ``g·cos + [g₂·sin₂, −g₁·sin₁]``."""
-    half = g.shape[-1] // 2
-    out = g * cos
-    out[..., :half].addcmul_(g[..., half:], sin[..., half:])
-    out[..., half:].addcmul_(g[..., :half], sin[..., :half], value=-1)
+    out[..., :half].addcmul_(x[..., half:], first, value=-sign)
+    out[..., half:].addcmul_(x[..., :half], second, value=sign)
     return out
 
 
@@ -47,8 +41,8 @@ class _RopeFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gq, gk):
         cos, sin = ctx.saved_tensors
-        gq = None if gq is None or not ctx.needs_input_grad[0] else _rotate_grad(gq, cos, sin)
-        gk = None if gk is None or not ctx.needs_input_grad[1] else _rotate_grad(gk, cos, sin)
+        gq = None if gq is None or not ctx.needs_input_grad[0] else _rotate(gq, cos, sin, True)
+        gk = None if gk is None or not ctx.needs_input_grad[1] else _rotate(gk, cos, sin, True)
         return gq, gk, None, None
 
 

@@ -156,15 +156,15 @@ def decide(cfg) -> DeviceFacts:
     precision = _precision(cfg.train.precision, gpu, cfg.train.use_cpu)
     dtype = _weights_dtype(cfg.model.dtype, gpu, precision,
                            trains_base=cfg.adapter.type in ("full", "freeze"))
+    sharded = bool(cfg.train.deepspeed or cfg.train.fsdp)  # flat / partitioned parameters
     return DeviceFacts(on_gpu=gpu, dtype=dtype, attention=_attention(cfg.model, gpu, dtype),
                        precision=precision, liger=gpu and _liger(cfg),
                        threads=cpu_threads(cfg.train.num_threads),
                        pad_multiple=_pad_multiple(cfg.train.pad_to_multiple_of, gpu, precision),
                        frozen_bf16=(precision == "bf16" and not gpu and cfg.adapter.is_peft
-                                    and cfg.stage not in OUTSIDE_AUTOCAST
-                                    and not cfg.train.deepspeed and not cfg.train.fsdp),
+                                    and cfg.stage not in OUTSIDE_AUTOCAST and not sharded),
                        cpu_attention=_cpu_attention(cfg, gpu, precision),
-                       cpu_kernels=not gpu and not cfg.train.deepspeed and not cfg.train.fsdp)
+                       cpu_kernels=not gpu and not sharded)
 
 
 def _cpu_attention(cfg, gpu: bool, precision: str) -> str | None:
